@@ -1,0 +1,134 @@
+//! The proxy's own errors: one enum, one exhaustive status mapping, one
+//! renderer for the OpenAI JSON body and one for the SSE error event.
+//!
+//! Errors that come from the upstream as HTTP responses are not represented
+//! here: they pass through to the client unchanged.
+
+use bytes::Bytes;
+use serde_json::json;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProxyError {
+    /// The request cannot be understood (bad JSON, wrong types, bad header values).
+    #[error("{message}")]
+    BadRequest { message: String, param: Option<String> },
+    /// No route at this path.
+    #[error("no route for {method} {path}; the OpenAI API is served under /v1/")]
+    NotFound { method: String, path: String },
+    /// A local route was called with a method it does not serve.
+    #[error("method {method} is not allowed on {path}")]
+    MethodNotAllowed { method: String, path: String },
+    /// A CORS preflight from an origin that is not allowed.
+    #[error("origin {origin} is not allowed")]
+    OriginNotAllowed { origin: String },
+    /// The upstream could not be reached (refused, unresolvable, reset before a response).
+    #[error("upstream unreachable: {0}")]
+    UpstreamUnreachable(String),
+    /// The upstream did not answer in time.
+    #[error("upstream timed out: {0}")]
+    UpstreamTimeout(String),
+    /// The upstream answered with something that is not valid HTTP or not what was expected.
+    #[error("bad response from upstream: {0}")]
+    UpstreamProtocol(String),
+    /// A bug or resource failure inside the proxy.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ProxyError {
+    pub fn bad_request(message: impl Into<String>, param: Option<&str>) -> Self {
+        Self::BadRequest { message: message.into(), param: param.map(str::to_string) }
+    }
+
+    /// The HTTP status for this error. No wildcard arm: a new variant must choose.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::BadRequest { .. } => 400,
+            Self::NotFound { .. } => 404,
+            Self::MethodNotAllowed { .. } => 405,
+            Self::OriginNotAllowed { .. } => 403,
+            Self::UpstreamUnreachable(_) => 502,
+            Self::UpstreamTimeout(_) => 504,
+            Self::UpstreamProtocol(_) => 502,
+            Self::Internal(_) => 500,
+        }
+    }
+
+    /// OpenAI's `error.type`.
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::BadRequest { .. } | Self::NotFound { .. } | Self::MethodNotAllowed { .. } => {
+                "invalid_request_error"
+            }
+            Self::OriginNotAllowed { .. } => "permission_error",
+            Self::UpstreamUnreachable(_) | Self::UpstreamTimeout(_) | Self::UpstreamProtocol(_) => "upstream_error",
+            Self::Internal(_) => "server_error",
+        }
+    }
+
+    /// OpenAI's `error.code`, a stable string clients can match on.
+    fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest { .. } => "invalid_request",
+            Self::NotFound { .. } => "unknown_url",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
+            Self::OriginNotAllowed { .. } => "origin_not_allowed",
+            Self::UpstreamUnreachable(_) => "upstream_unreachable",
+            Self::UpstreamTimeout(_) => "upstream_timeout",
+            Self::UpstreamProtocol(_) => "upstream_bad_response",
+            Self::Internal(_) => "internal_error",
+        }
+    }
+
+    fn param(&self) -> Option<&str> {
+        match self {
+            Self::BadRequest { param, .. } => param.as_deref(),
+            _ => None,
+        }
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        json!({
+            "error": {
+                "message": self.to_string(),
+                "type": self.kind(),
+                "param": self.param(),
+                "code": self.code(),
+            }
+        })
+    }
+
+    /// `{"error": {"message", "type", "param", "code"}}`, the body OpenAI sends.
+    pub fn openai_body(&self) -> Bytes {
+        Bytes::from(self.to_json().to_string())
+    }
+
+    /// The SSE event sent when the error happens after a stream has started:
+    /// the stream then ends without `[DONE]`, so clients raise.
+    pub fn sse_event(&self) -> Bytes {
+        Bytes::from(format!("data: {}\n\n", self.to_json()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_has_the_openai_shape() {
+        let e = ProxyError::UpstreamTimeout("no response within 5s".into());
+        let v: serde_json::Value = serde_json::from_slice(&e.openai_body()).unwrap_or_default();
+        assert_eq!(v["error"]["type"], "upstream_error");
+        assert_eq!(v["error"]["code"], "upstream_timeout");
+        assert_eq!(v["error"]["message"], "upstream timed out: no response within 5s");
+        assert_eq!(e.status(), 504);
+    }
+
+    #[test]
+    fn sse_event_is_one_data_line() {
+        let e = ProxyError::UpstreamUnreachable("connection reset".into());
+        let ev = e.sse_event();
+        assert!(ev.starts_with(b"data: {\"error\""));
+        assert!(ev.ends_with(b"\n\n"));
+    }
+}

@@ -1,0 +1,228 @@
+//! The gate: pingora's `ProxyHttp` for the whole proxy.
+//!
+//! It classifies each request into a [`Route`], answers the local routes
+//! itself, and hands every other `/v1/*` request to pingora's own proxying
+//! (chunk by chunk, pooled upstream connections). It owns request ids, CORS,
+//! the access log and the OpenAI-shaped errors; it holds no business logic.
+
+mod cors;
+mod respond;
+mod routes;
+mod upstream_target;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::HeaderValue;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::HttpPeer;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::{Error, Result};
+
+use crate::openai::models::ModelList;
+use crate::settings::Settings;
+pub use routes::Route;
+use upstream_target::UpstreamTarget;
+
+/// The header that carries the request id both ways.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// The proxy as a pingora component: build it with [`Gate::new`] and mount it
+/// in any pingora server (see `examples/embed.rs`).
+pub struct Gate {
+    settings: Arc<Settings>,
+    upstream: UpstreamTarget,
+    in_flight: Arc<AtomicUsize>,
+}
+
+/// Per-request state, created by pingora for every request.
+pub struct RequestCtx {
+    pub request_id: String,
+    pub route: Route,
+    started: Instant,
+    /// The `Access-Control-Allow-Origin` this request earns, if any.
+    allow_origin: Option<HeaderValue>,
+    /// The upstream could not list models: answer with the fallback list instead.
+    models_fallback: bool,
+    upstream_status: Option<u16>,
+    /// Status of a response the proxy wrote itself.
+    local_status: Option<u16>,
+    _in_flight: InFlight,
+}
+
+/// Counts a request as in flight from its context's creation to its drop, so
+/// shutdown can tell when the last request has finished.
+struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Gate {
+    pub fn new(settings: Arc<Settings>) -> Self {
+        let upstream = UpstreamTarget::new(&settings);
+        Self { settings, upstream, in_flight: Arc::new(AtomicUsize::new(0)) }
+    }
+
+    /// Requests being served right now (for graceful shutdown).
+    pub fn in_flight(&self) -> Arc<AtomicUsize> {
+        self.in_flight.clone()
+    }
+
+    fn fallback_models(&self) -> Bytes {
+        ModelList::fallback(&self.settings.default_model).to_bytes()
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Gate {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        RequestCtx {
+            request_id: String::new(),
+            route: Route::NotFound,
+            started: Instant::now(),
+            allow_origin: None,
+            models_fallback: false,
+            upstream_status: None,
+            local_status: None,
+            _in_flight: InFlight(self.in_flight.clone()),
+        }
+    }
+
+    /// Runs first for every request: assigns the id, decides the route and
+    /// answers every route the proxy owns. `Ok(true)` means "answered here".
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let req = session.req_header();
+        ctx.request_id = routes::request_id(req.headers.get(REQUEST_ID));
+        ctx.route = Route::classify(&req.method, req.uri.path());
+        ctx.allow_origin = cors::allow_origin(&self.settings.cors, req.headers.get("origin"));
+
+        let answer = match ctx.route {
+            Route::Proxy | Route::Models => return Ok(false),
+            Route::Preflight => return respond::preflight(session, ctx, &self.settings).await,
+            Route::Welcome => respond::Answer::json(200, routes::welcome()),
+            Route::Health => respond::Answer::json(200, routes::health()),
+            Route::NotFound | Route::MethodNotAllowed => {
+                let err = routes::route_error(ctx.route, &req.method, req.uri.path());
+                respond::Answer::error(&err)
+            }
+        };
+        respond::send(session, ctx, &self.settings, answer).await?;
+        Ok(true)
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+        self.upstream.peer().await
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        self.upstream.rewrite(upstream_request)?;
+        upstream_request.insert_header(REQUEST_ID, ctx.request_id.as_str())?;
+        Ok(())
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let status = upstream_response.status.as_u16();
+        ctx.upstream_status = Some(status);
+        if ctx.route == Route::Models && self.settings.models_fallback && (status == 404 || status >= 500) {
+            ctx.models_fallback = true;
+            let body_len = self.fallback_models().len();
+            *upstream_response = respond::json_header(200, body_len)?;
+        }
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        upstream_response.insert_header(REQUEST_ID, ctx.request_id.as_str())?;
+        cors::decorate(upstream_response, &self.settings.cors, ctx.allow_origin.as_ref());
+        Ok(())
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<std::time::Duration>> {
+        if ctx.models_fallback {
+            *body = end_of_stream.then(|| self.fallback_models());
+        }
+        Ok(None)
+    }
+
+    /// A fatal error before or while proxying: answer with the OpenAI-shaped
+    /// error if nothing was sent yet (or the model list for `/v1/models`).
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
+        let Some(err) = respond::classify(e) else {
+            // The client is gone: nobody to answer.
+            return FailToProxy { error_code: 0, can_reuse_downstream: false };
+        };
+        if session.response_written().is_some() {
+            // Mid-response: pingora ends the connection without the final
+            // chunk, so the client sees a truncated body, not a complete one.
+            return FailToProxy { error_code: err.status(), can_reuse_downstream: false };
+        }
+        let upstream_failed = matches!(err.status(), 502 | 504);
+        let answer = if ctx.route == Route::Models && self.settings.models_fallback && upstream_failed {
+            respond::Answer::raw(200, "application/json", self.fallback_models())
+        } else {
+            respond::Answer::error(&err)
+        };
+        let code = answer.status;
+        if let Err(write_err) = respond::send(session, ctx, &self.settings, answer).await {
+            tracing::debug!(request_id = %ctx.request_id, "could not send the error response: {write_err}");
+        }
+        FailToProxy { error_code: code, can_reuse_downstream: false }
+    }
+
+    /// The one access-log line per request. Never logs headers or query strings.
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        let req = session.req_header();
+        let status = session
+            .response_written()
+            .map(|r| r.status.as_u16())
+            .or(ctx.local_status)
+            .unwrap_or(0);
+        tracing::info!(
+            target: "access",
+            request_id = %ctx.request_id,
+            method = %req.method,
+            path = %req.uri.path(),
+            route = ?ctx.route,
+            status,
+            upstream_status = ctx.upstream_status.unwrap_or(0),
+            ms = %format!("{:.3}", ctx.started.elapsed().as_secs_f64() * 1000.0),
+            bytes = session.body_bytes_sent(),
+            error = e.map(|e| e.etype().as_str()).unwrap_or(""),
+        );
+    }
+
+    fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, _error: &Error) -> bool {
+        // The access-log line above already records the error with the request id.
+        true
+    }
+}

@@ -1,0 +1,101 @@
+//! Which route a request takes, the request id, and the bodies of the small
+//! routes the proxy answers itself.
+
+use http::{HeaderValue, Method};
+use serde_json::{json, Value};
+
+use crate::error::ProxyError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// `GET /`: a short welcome.
+    Welcome,
+    /// `GET /healthz`.
+    Health,
+    /// `OPTIONS` anything: a CORS preflight, answered by the proxy.
+    Preflight,
+    /// `GET /v1/models`: proxied, with a fallback list when the upstream cannot answer.
+    Models,
+    /// Every other `/v1/*` request: proxied transparently.
+    Proxy,
+    /// A path the proxy does not serve.
+    NotFound,
+    /// A local route with the wrong method.
+    MethodNotAllowed,
+}
+
+impl Route {
+    pub fn classify(method: &Method, path: &str) -> Route {
+        if method == Method::OPTIONS {
+            return Route::Preflight;
+        }
+        let get = method == Method::GET || method == Method::HEAD;
+        match path {
+            "/" if get => Route::Welcome,
+            "/healthz" if get => Route::Health,
+            "/" | "/healthz" => Route::MethodNotAllowed,
+            "/v1/models" if get => Route::Models,
+            p if p == "/v1" || p.starts_with("/v1/") => Route::Proxy,
+            _ => Route::NotFound,
+        }
+    }
+}
+
+pub fn route_error(route: Route, method: &Method, path: &str) -> ProxyError {
+    let (method, path) = (method.to_string(), path.to_string());
+    match route {
+        Route::MethodNotAllowed => ProxyError::MethodNotAllowed { method, path },
+        _ => ProxyError::NotFound { method, path },
+    }
+}
+
+/// The client's own `x-request-id` when it is a sane token, else a new uuid.
+pub fn request_id(given: Option<&HeaderValue>) -> String {
+    let sane = |v: &&str| {
+        !v.is_empty()
+            && v.len() <= 128
+            && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+    };
+    given
+        .and_then(|v| v.to_str().ok())
+        .filter(sane)
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+pub fn welcome() -> Value {
+    json!({
+        "message": "mcp-chat-proxy is running",
+        "version": env!("CARGO_PKG_VERSION"),
+        "openai_base_url": "/v1",
+        "endpoints": ["/v1/chat/completions", "/v1/models", "/healthz"],
+    })
+}
+
+pub fn health() -> Value {
+    json!({ "status": "ok" })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        assert_eq!(Route::classify(&Method::GET, "/"), Route::Welcome);
+        assert_eq!(Route::classify(&Method::POST, "/"), Route::MethodNotAllowed);
+        assert_eq!(Route::classify(&Method::GET, "/v1/models"), Route::Models);
+        assert_eq!(Route::classify(&Method::GET, "/v1/models/gpt-4o"), Route::Proxy);
+        assert_eq!(Route::classify(&Method::POST, "/v1/chat/completions"), Route::Proxy);
+        assert_eq!(Route::classify(&Method::GET, "/v1x"), Route::NotFound);
+        assert_eq!(Route::classify(&Method::OPTIONS, "/v1/chat/completions"), Route::Preflight);
+    }
+
+    #[test]
+    fn request_ids_are_kept_only_when_sane() {
+        assert_eq!(request_id(Some(&HeaderValue::from_static("abc-123"))), "abc-123");
+        let fresh = request_id(Some(&HeaderValue::from_static("has space")));
+        assert_eq!(fresh.len(), 36);
+        assert_ne!(request_id(None), request_id(None));
+    }
+}

@@ -1,0 +1,135 @@
+//! Where transparent requests go: the upstream's address (resolved and cached,
+//! never on the request path's blocking resolver), the peer options for
+//! pingora's pool, and the path and header rewrite.
+
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use pingora::http::RequestHeader;
+use pingora::prelude::HttpPeer;
+use pingora::{Error, ErrorType, Result};
+
+use crate::settings::{Secret, Settings, UpstreamTimeouts, UpstreamUrl};
+
+/// How long a resolved upstream address is reused before it is looked up again.
+const DNS_TTL: Duration = Duration::from_secs(30);
+
+pub struct UpstreamTarget {
+    url: UpstreamUrl,
+    host_header: String,
+    bearer: Option<String>,
+    timeouts: UpstreamTimeouts,
+    resolved: Mutex<Option<(Instant, SocketAddr)>>,
+}
+
+impl UpstreamTarget {
+    pub fn new(settings: &Settings) -> Self {
+        let literal = settings.upstream.host.parse::<std::net::IpAddr>().ok();
+        Self {
+            url: settings.upstream.clone(),
+            host_header: settings.upstream.host_header(),
+            bearer: settings.openai_api_key.as_ref().map(|k: &Secret| format!("Bearer {}", k.expose())),
+            timeouts: settings.upstream_timeouts.clone(),
+            // An IP literal never needs a lookup: cache it forever.
+            resolved: Mutex::new(literal.map(|ip| (far_future(), SocketAddr::new(ip, settings.upstream.port)))),
+        }
+    }
+
+    /// The peer for one request, with the configured timeouts. Keep-alive
+    /// reuse comes from pingora's pool, keyed by the peer.
+    pub async fn peer(&self) -> Result<Box<HttpPeer>> {
+        let addr = self.address().await?;
+        let mut peer = HttpPeer::new(addr, self.url.tls, self.url.host.clone());
+        let opts = &mut peer.options;
+        opts.connection_timeout = Some(self.timeouts.connect);
+        opts.read_timeout = Some(self.timeouts.read);
+        opts.write_timeout = Some(self.timeouts.write);
+        opts.idle_timeout = Some(self.timeouts.pool_idle);
+        Ok(Box::new(peer))
+    }
+
+    async fn address(&self) -> Result<SocketAddr> {
+        if let Ok(guard) = self.resolved.lock() {
+            if let Some((at, addr)) = *guard {
+                if at.elapsed() < DNS_TTL || at > Instant::now() {
+                    return Ok(addr);
+                }
+            }
+        }
+        let target = (self.url.host.as_str(), self.url.port);
+        let found = tokio::net::lookup_host(target).await.ok().and_then(|mut addrs| addrs.next());
+        match found {
+            Some(addr) => {
+                if let Ok(mut guard) = self.resolved.lock() {
+                    *guard = Some((Instant::now(), addr));
+                }
+                Ok(addr)
+            }
+            None => Error::e_explain(ErrorType::ConnectNoRoute, "upstream host name did not resolve"),
+        }
+    }
+
+    /// Rewrites a client request for the upstream: `/v1/<rest>` becomes
+    /// `<base path>/<rest>`, `Host` names the upstream, and the client's
+    /// `Authorization` is replaced by the configured key (kept when none is
+    /// configured: bring-your-own-key).
+    pub fn rewrite(&self, req: &mut RequestHeader) -> Result<()> {
+        let path = req.uri.path();
+        let rest = path.strip_prefix("/v1").unwrap_or(path);
+        let mut target = format!("{}{}", self.url.path_prefix, rest);
+        if let Some(q) = req.uri.query() {
+            target.push('?');
+            target.push_str(q);
+        }
+        let uri = target
+            .parse::<http::Uri>()
+            .map_err(|e| Error::because(ErrorType::InvalidHTTPHeader, "rewriting the request path", e))?;
+        req.set_uri(uri);
+        req.insert_header("host", self.host_header.as_str())?;
+        if let Some(bearer) = &self.bearer {
+            req.insert_header("authorization", bearer.as_str())?;
+        }
+        Ok(())
+    }
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(60 * 60 * 24 * 365 * 30)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn target(base: &str, key: Option<&str>) -> UpstreamTarget {
+        let mut env: HashMap<String, String> =
+            [("OPENAI_BASE_URL", base), ("CONFIG_FILE", "/dev/null")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        if let Some(k) = key {
+            env.insert("OPENAI_API_KEY".into(), k.into());
+        }
+        UpstreamTarget::new(&Settings::from_sources(&env).unwrap_or_else(|e| panic!("{e}")))
+    }
+
+    #[test]
+    fn path_prefix_replaces_v1_and_query_is_kept() {
+        let t = target("https://gw.example/api/openai/v1", Some("sk-up"));
+        let mut req = RequestHeader::build("GET", b"/v1/models?limit=2", None).unwrap_or_else(|e| panic!("{e}"));
+        req.insert_header("authorization", "Bearer client").unwrap_or_else(|e| panic!("{e}"));
+        t.rewrite(&mut req).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(req.uri.to_string(), "/api/openai/v1/models?limit=2");
+        assert_eq!(req.headers["host"], "gw.example");
+        assert_eq!(req.headers["authorization"], "Bearer sk-up");
+    }
+
+    #[test]
+    fn without_a_key_the_client_header_passes() {
+        let t = target("http://127.0.0.1:9/v1", None);
+        let mut req = RequestHeader::build("GET", b"/v1/models", None).unwrap_or_else(|e| panic!("{e}"));
+        req.insert_header("authorization", "Bearer client").unwrap_or_else(|e| panic!("{e}"));
+        t.rewrite(&mut req).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(req.headers["authorization"], "Bearer client");
+        assert_eq!(req.headers["host"], "127.0.0.1:9");
+    }
+}

@@ -1,0 +1,21 @@
+//! mcp-chat-proxy: a drop-in OpenAI-compatible gateway that gives any model
+//! the tools of MCP servers.
+//!
+//! # Layout
+//!
+//! | module | owns |
+//! | --- | --- |
+//! | [`settings`] | every knob: `.env`, the environment, `conf/`; validation with errors that name the setting |
+//! | [`error`] | the proxy's error enum, its HTTP status, the OpenAI error body and SSE error event |
+//! | [`openai`] | OpenAI wire types (unknown fields kept) |
+//! | [`gate`] | pingora `ProxyHttp`: routing, CORS, request ids, access log, transparent proxying |
+//! | [`server`] | the pingora server around the gate: listen, run, graceful shutdown |
+//!
+//! The gate is a component: [`gate::Gate::new`] builds it from [`settings::Settings`]
+//! and any pingora server can mount it; the binary only wires the command line to it.
+
+pub mod error;
+pub mod gate;
+pub mod openai;
+pub mod server;
+pub mod settings;

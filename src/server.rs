@@ -1,0 +1,155 @@
+//! Builds the pingora server around the [`Gate`] and runs it until shutdown.
+//!
+//! `run` is what the binary calls; `start_in_background` is the same server on
+//! a thread of its own, for tests and for embedding.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pingora::apps::HttpServerOptions;
+use pingora::proxy::ProxyServiceBuilder;
+use pingora::server::configuration::ServerConf;
+use pingora::server::{ExecutionPhase, RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
+use tokio::sync::watch;
+
+use crate::gate::Gate;
+use crate::settings::Settings;
+
+/// The pingora server configuration that follows from our settings.
+pub fn server_conf(settings: &Settings) -> ServerConf {
+    ServerConf {
+        threads: settings.server.threads as usize,
+        grace_period_seconds: Some(settings.server.grace_period_seconds),
+        graceful_shutdown_timeout_seconds: Some(settings.server.graceful_shutdown_timeout_seconds),
+        // Our own retries (in the tool loop) decide what is safe to repeat.
+        max_retries: 1,
+        ..ServerConf::default()
+    }
+}
+
+/// A pingora server with the gate listening on `settings.listen_addr()`.
+/// Returns the server and the gate's in-flight counter.
+pub fn build(settings: Arc<Settings>) -> (Server, Arc<AtomicUsize>) {
+    let mut server = Server::new_with_opt_and_conf(None, server_conf(&settings));
+    server.bootstrap();
+
+    let gate = Gate::new(settings.clone());
+    let in_flight = gate.in_flight();
+    let mut options = HttpServerOptions::default();
+    options.h2c = settings.server.h2c;
+    let mut service = ProxyServiceBuilder::new(&server.configuration, gate)
+        .name("mcp-chat-proxy")
+        .server_options(options)
+        .build();
+    service.add_tcp(&settings.listen_addr());
+    server.add_service(service);
+    (server, in_flight)
+}
+
+/// Runs the server in this thread until SIGTERM or SIGINT, then drains:
+/// the process exits as soon as no request is in flight, or when the grace
+/// period ends, whichever comes first. A second signal exits at once.
+pub fn run(settings: Arc<Settings>) {
+    let (server, in_flight) = build(settings);
+    exit_when_drained(server.watch_execution_phase(), in_flight);
+    server.run(RunArgs { shutdown_signal: Box::new(Signals) });
+}
+
+/// SIGTERM and SIGINT both start a graceful shutdown (pingora's default
+/// treats SIGINT as "quit now"); SIGQUIT keeps pingora's meaning.
+struct Signals;
+
+#[async_trait]
+impl ShutdownSignalWatch for Signals {
+    async fn recv(&self) -> ShutdownSignal {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int), Ok(mut quit)) =
+            (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::quit()))
+        else {
+            tracing::error!("cannot install signal handlers; stopping");
+            return ShutdownSignal::FastShutdown;
+        };
+        let got = tokio::select! {
+            _ = term.recv() => ShutdownSignal::GracefulTerminate,
+            _ = int.recv() => ShutdownSignal::GracefulTerminate,
+            _ = quit.recv() => ShutdownSignal::GracefulUpgrade,
+        };
+        tracing::info!("shutdown signal received; finishing in-flight requests (signal again to stop at once)");
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = int.recv() => {},
+            }
+            tracing::warn!("second signal: exiting now");
+            std::process::exit(1);
+        });
+        got
+    }
+}
+
+/// pingora sleeps the whole grace period even when nothing is in flight;
+/// this watcher ends the process as soon as the last request has finished.
+fn exit_when_drained(
+    mut phases: tokio::sync::broadcast::Receiver<ExecutionPhase>,
+    in_flight: Arc<AtomicUsize>,
+) {
+    std::thread::spawn(move || {
+        loop {
+            match phases.blocking_recv() {
+                Ok(ExecutionPhase::ShutdownGracePeriod) => break,
+                Ok(_) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(_) => return,
+            }
+        }
+        while in_flight.load(Ordering::Acquire) > 0 {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        tracing::info!("all requests finished; exiting");
+        std::process::exit(0);
+    });
+}
+
+/// A server running on a thread of its own; dropping the handle does not stop
+/// it, [`BackgroundServer::shutdown`] does (gracefully).
+pub struct BackgroundServer {
+    stop: watch::Sender<bool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl BackgroundServer {
+    /// Starts the graceful shutdown and waits for the server to finish.
+    pub fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+struct StopSignal(watch::Receiver<bool>);
+
+#[async_trait]
+impl ShutdownSignalWatch for StopSignal {
+    async fn recv(&self) -> ShutdownSignal {
+        let mut rx = self.0.clone();
+        let _ = rx.wait_for(|stop| *stop).await;
+        ShutdownSignal::GracefulTerminate
+    }
+}
+
+/// Starts the server on its own thread and returns once it accepts
+/// connections on `settings.listen_addr()` (or after 10 s).
+pub fn start_in_background(settings: Arc<Settings>) -> BackgroundServer {
+    let addr = settings.listen_addr();
+    let (stop, rx) = watch::channel(false);
+    let (server, _) = build(settings);
+    let thread = std::thread::spawn(move || server.run(RunArgs { shutdown_signal: Box::new(StopSignal(rx)) }));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(&addr).is_err() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    BackgroundServer { stop, thread: Some(thread) }
+}

@@ -1,0 +1,475 @@
+//! Every knob of the proxy, read once at start-up and validated.
+//!
+//! Sources, later ones winning: built-in defaults → the TOML file under `conf/`
+//! → the environment (after `.env` is loaded). The five names users know from
+//! the original service (`OPENAI_API_KEY`, `OPENAI_BASE_URL`, `DEFAULT_MODEL`,
+//! `PORT`, `HOST`) are read as they are; every key of the TOML file can be
+//! overridden by `SECTION_KEY` in upper case (`[upstream] connect_timeout_seconds`
+//! → `UPSTREAM_CONNECT_TIMEOUT_SECONDS`; lists are comma-separated).
+//!
+//! Nothing else in the crate reads environment variables.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Where the TOML file is looked for when `CONFIG_FILE` is not set.
+pub const DEFAULT_CONFIG_FILE: &str = "conf/mcp-chat-proxy.toml";
+
+/// A setting that failed validation: names the setting and its value, so the
+/// one line printed at start-up tells the user what to fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingsError {
+    pub setting: String,
+    /// The offending value, already redacted when the setting is a secret.
+    pub value: String,
+    pub reason: String,
+}
+
+impl fmt::Display for SettingsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid setting {}={:?}: {}", self.setting, self.value, self.reason)
+    }
+}
+
+impl std::error::Error for SettingsError {}
+
+fn invalid(setting: &str, value: &str, reason: impl Into<String>) -> SettingsError {
+    SettingsError { setting: setting.into(), value: value.into(), reason: reason.into() }
+}
+
+/// A secret that never prints: `Debug` and `Display` show `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// The parsed `OPENAI_BASE_URL`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamUrl {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+    /// Path prefix without a trailing slash (`""`, `"/v1"`, `"/api/openai/v1"`).
+    pub path_prefix: String,
+}
+
+impl UpstreamUrl {
+    pub fn parse(setting: &str, raw: &str) -> Result<Self, SettingsError> {
+        // A URL may carry credentials; never echo them back.
+        let shown = if raw.contains('@') { "<redacted>" } else { raw };
+        let url = url::Url::parse(raw).map_err(|e| invalid(setting, shown, e.to_string()))?;
+        let tls = match url.scheme() {
+            "http" => false,
+            "https" => true,
+            other => return Err(invalid(setting, shown, format!("scheme {other:?} is not http or https"))),
+        };
+        let host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| invalid(setting, shown, "the URL has no host"))?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let port = url.port_or_known_default().unwrap_or(if tls { 443 } else { 80 });
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(invalid(setting, shown, "a base URL takes no query or fragment"));
+        }
+        let path_prefix = url.path().trim_end_matches('/').to_string();
+        Ok(Self { tls, host, port, path_prefix })
+    }
+
+    /// The `Host` header value for requests to this upstream.
+    pub fn host_header(&self) -> String {
+        let default_port = if self.tls { 443 } else { 80 };
+        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
+        if self.port == default_port {
+            host
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
+}
+
+/// CORS policy for browsers calling the proxy directly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllowedOrigins {
+    /// `*`: any origin, without credentials (the original service's default).
+    Any,
+    /// Only these exact origins (`scheme://host[:port]`).
+    List(Vec<String>),
+}
+
+/// The validated settings. Built only by [`Settings::load`] or
+/// [`Settings::from_sources`], so every instance has passed validation.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub openai_api_key: Option<Secret>,
+    pub upstream: UpstreamUrl,
+    pub default_model: String,
+    pub host: String,
+    pub port: u16,
+    pub server: ServerSection,
+    pub upstream_timeouts: UpstreamTimeouts,
+    pub cors: AllowedOrigins,
+    pub cors_max_age_seconds: u64,
+    pub models_fallback: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamTimeouts {
+    pub connect: Duration,
+    /// Longest wait for the first byte and between two reads of a response.
+    pub read: Duration,
+    pub write: Duration,
+    /// How long an idle pooled upstream connection is kept.
+    pub pool_idle: Duration,
+}
+
+/// The TOML file's shape. Every field has a default, so an empty file is valid.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawConfig {
+    server: ServerSection,
+    upstream: UpstreamSection,
+    cors: CorsSection,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    /// Worker threads of the proxy service.
+    pub threads: u64,
+    /// After SIGTERM: the longest time in-flight requests get to finish.
+    pub grace_period_seconds: u64,
+    /// After the grace period: how long runtimes get to stop.
+    pub graceful_shutdown_timeout_seconds: u64,
+    /// Accept HTTP/2 over cleartext (prior knowledge) beside HTTP/1.1.
+    pub h2c: bool,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        Self { threads: 2, grace_period_seconds: 60, graceful_shutdown_timeout_seconds: 5, h2c: true }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct UpstreamSection {
+    connect_timeout_seconds: u64,
+    read_timeout_seconds: u64,
+    write_timeout_seconds: u64,
+    pool_idle_seconds: u64,
+    models_fallback: bool,
+}
+
+impl Default for UpstreamSection {
+    fn default() -> Self {
+        Self {
+            connect_timeout_seconds: 10,
+            read_timeout_seconds: 300,
+            write_timeout_seconds: 60,
+            pool_idle_seconds: 90,
+            models_fallback: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct CorsSection {
+    allowed_origins: Vec<String>,
+    max_age_seconds: u64,
+}
+
+impl Default for CorsSection {
+    fn default() -> Self {
+        Self { allowed_origins: vec!["*".into()], max_age_seconds: 600 }
+    }
+}
+
+impl Settings {
+    /// Loads `.env` (if present) into the process environment, then builds the
+    /// settings from the environment and the config file.
+    pub fn load() -> Result<Self, SettingsError> {
+        match dotenvy::dotenv() {
+            Ok(_) => {}
+            Err(e) if e.not_found() => {}
+            Err(e) => return Err(invalid(".env", ".env", e.to_string())),
+        }
+        let env: HashMap<String, String> = std::env::vars().collect();
+        Self::from_sources(&env)
+    }
+
+    /// Builds settings from an explicit environment map: the config file is the
+    /// one named by `CONFIG_FILE` (must exist) or [`DEFAULT_CONFIG_FILE`] (optional).
+    pub fn from_sources(env: &HashMap<String, String>) -> Result<Self, SettingsError> {
+        let file_text = match env.get("CONFIG_FILE") {
+            Some(path) => Some(read_file("CONFIG_FILE", Path::new(path))?),
+            None if Path::new(DEFAULT_CONFIG_FILE).exists() => {
+                Some(read_file("CONFIG_FILE", Path::new(DEFAULT_CONFIG_FILE))?)
+            }
+            None => None,
+        };
+        let raw = raw_config(file_text.as_deref(), env)?;
+        Self::validate(raw, env)
+    }
+
+    fn validate(raw: RawConfig, env: &HashMap<String, String>) -> Result<Self, SettingsError> {
+        let get = |name: &str| env.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
+
+        let openai_api_key = match get("OPENAI_API_KEY") {
+            None => None,
+            Some(key) if http::HeaderValue::from_str(&format!("Bearer {key}")).is_err() => {
+                return Err(invalid("OPENAI_API_KEY", "<redacted>", "contains characters not allowed in an HTTP header"))
+            }
+            Some(key) => Some(Secret(key.to_string())),
+        };
+        let upstream =
+            UpstreamUrl::parse("OPENAI_BASE_URL", get("OPENAI_BASE_URL").unwrap_or("https://api.openai.com/v1"))?;
+        let default_model = get("DEFAULT_MODEL").unwrap_or("gpt-3.5-turbo").to_string();
+        let port_raw = get("PORT").unwrap_or("8000");
+        let port = match port_raw.parse::<u16>() {
+            Ok(p) if p > 0 => p,
+            _ => return Err(invalid("PORT", port_raw, "must be a number from 1 to 65535")),
+        };
+        let host = get("HOST").unwrap_or("0.0.0.0").to_string();
+        if format!("{}:{port}", bracket_v6(&host)).parse::<std::net::SocketAddr>().is_err() {
+            return Err(invalid("HOST", &host, "must be an IP address to listen on, e.g. 0.0.0.0 or 127.0.0.1"));
+        }
+
+        let s = &raw.server;
+        if s.threads == 0 || s.threads > 256 {
+            return Err(invalid("SERVER_THREADS", &s.threads.to_string(), "must be from 1 to 256"));
+        }
+        let u = &raw.upstream;
+        let secs = |name: &str, v: u64| -> Result<Duration, SettingsError> {
+            if v == 0 {
+                return Err(invalid(name, "0", "must be at least 1 second"));
+            }
+            Ok(Duration::from_secs(v))
+        };
+        let upstream_timeouts = UpstreamTimeouts {
+            connect: secs("UPSTREAM_CONNECT_TIMEOUT_SECONDS", u.connect_timeout_seconds)?,
+            read: secs("UPSTREAM_READ_TIMEOUT_SECONDS", u.read_timeout_seconds)?,
+            write: secs("UPSTREAM_WRITE_TIMEOUT_SECONDS", u.write_timeout_seconds)?,
+            pool_idle: secs("UPSTREAM_POOL_IDLE_SECONDS", u.pool_idle_seconds)?,
+        };
+        let cors = validate_origins(&raw.cors.allowed_origins)?;
+
+        Ok(Self {
+            openai_api_key,
+            upstream,
+            default_model,
+            host,
+            port,
+            server: raw.server.clone(),
+            upstream_timeouts,
+            cors,
+            cors_max_age_seconds: raw.cors.max_age_seconds,
+            models_fallback: u.models_fallback,
+        })
+    }
+
+    /// `host:port` to listen on.
+    pub fn listen_addr(&self) -> String {
+        format!("{}:{}", bracket_v6(&self.host), self.port)
+    }
+}
+
+fn bracket_v6(host: &str) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    }
+}
+
+fn read_file(setting: &str, path: &Path) -> Result<String, SettingsError> {
+    std::fs::read_to_string(path).map_err(|e| invalid(setting, &path.display().to_string(), e.to_string()))
+}
+
+fn validate_origins(origins: &[String]) -> Result<AllowedOrigins, SettingsError> {
+    if origins.iter().any(|o| o == "*") {
+        return Ok(AllowedOrigins::Any);
+    }
+    for origin in origins {
+        let ok = url::Url::parse(origin)
+            .map(|u| u.path() == "/" && !origin.ends_with('/') && u.host_str().is_some())
+            .unwrap_or(false);
+        if !ok {
+            return Err(invalid(
+                "CORS_ALLOWED_ORIGINS",
+                origin,
+                "each origin must be scheme://host[:port] with no path, or \"*\"",
+            ));
+        }
+    }
+    Ok(AllowedOrigins::List(origins.to_vec()))
+}
+
+/// defaults → file → `SECTION_KEY` environment overrides → typed struct.
+fn raw_config(file_text: Option<&str>, env: &HashMap<String, String>) -> Result<RawConfig, SettingsError> {
+    let mut merged = toml::Value::try_from(RawConfig::default())
+        .map_err(|e| invalid("CONFIG_FILE", "<defaults>", e.to_string()))?;
+    if let Some(text) = file_text {
+        let file: toml::Value = toml::from_str(text).map_err(|e| invalid("CONFIG_FILE", "<file>", one_line(&e)))?;
+        merge(&mut merged, file);
+    }
+    apply_env_overrides(&mut merged, env)?;
+    merged.try_into::<RawConfig>().map_err(|e| invalid("CONFIG_FILE", "<file>", one_line(&e)))
+}
+
+fn one_line(e: &dyn fmt::Display) -> String {
+    e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn merge(base: &mut toml::Value, over: toml::Value) {
+    match (base, over) {
+        (toml::Value::Table(base), toml::Value::Table(over)) => {
+            for (k, v) in over {
+                match base.get_mut(&k) {
+                    Some(existing) => merge(existing, v),
+                    None => {
+                        base.insert(k, v);
+                    }
+                }
+            }
+        }
+        (base, over) => *base = over,
+    }
+}
+
+/// Every leaf `[section] key` of the defaults can be set by `SECTION_KEY`; the
+/// value is parsed as the type the default has.
+fn apply_env_overrides(merged: &mut toml::Value, env: &HashMap<String, String>) -> Result<(), SettingsError> {
+    let toml::Value::Table(sections) = merged else { return Ok(()) };
+    for (section, table) in sections.iter_mut() {
+        let toml::Value::Table(table) = table else { continue };
+        for (key, value) in table.iter_mut() {
+            let name = format!("{section}_{key}").to_uppercase();
+            let Some(raw) = env.get(&name) else { continue };
+            let raw = raw.trim();
+            *value = match value {
+                toml::Value::Integer(_) => raw
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|v| *v >= 0)
+                    .map(toml::Value::Integer)
+                    .ok_or_else(|| invalid(&name, raw, "must be a whole number"))?,
+                toml::Value::Boolean(_) => match raw.to_ascii_lowercase().as_str() {
+                    "1" | "true" | "yes" | "on" => toml::Value::Boolean(true),
+                    "0" | "false" | "no" | "off" => toml::Value::Boolean(false),
+                    _ => return Err(invalid(&name, raw, "must be true or false")),
+                },
+                toml::Value::Array(_) => toml::Value::Array(
+                    raw.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(|s| toml::Value::String(s.to_string()))
+                        .collect(),
+                ),
+                _ => toml::Value::String(raw.to_string()),
+            };
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        let mut m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        // Keep the repository's conf/ file out of unit tests.
+        m.entry("CONFIG_FILE".into()).or_insert_with(|| "/dev/null".into());
+        m
+    }
+
+    #[test]
+    fn defaults_match_the_original_service() {
+        let s = Settings::from_sources(&env(&[])).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.port, 8000);
+        assert_eq!(s.host, "0.0.0.0");
+        assert_eq!(s.default_model, "gpt-3.5-turbo");
+        assert_eq!(s.upstream.host, "api.openai.com");
+        assert!(s.upstream.tls);
+        assert_eq!(s.upstream.path_prefix, "/v1");
+        assert_eq!(s.cors, AllowedOrigins::Any);
+        assert!(s.openai_api_key.is_none());
+    }
+
+    #[test]
+    fn bad_port_names_the_setting_and_value() {
+        let e = Settings::from_sources(&env(&[("PORT", "99999")])).err().unwrap_or_else(|| panic!("accepted"));
+        assert_eq!(e.to_string(), "invalid setting PORT=\"99999\": must be a number from 1 to 65535");
+    }
+
+    #[test]
+    fn path_prefix_and_port_are_kept() {
+        let u = UpstreamUrl::parse("X", "https://gw.example:8443/api/openai/v1/").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((u.port, u.path_prefix.as_str()), (8443, "/api/openai/v1"));
+        assert_eq!(u.host_header(), "gw.example:8443");
+    }
+
+    #[test]
+    fn env_overrides_file_values_and_lists_split_on_commas() {
+        let dir = std::env::temp_dir().join(format!("mcp-settings-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let file = dir.join("c.toml");
+        std::fs::write(&file, "[upstream]\nconnect_timeout_seconds = 3\n[server]\nthreads = 4\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let path = file.display().to_string();
+        let s = Settings::from_sources(&env(&[
+            ("CONFIG_FILE", &path),
+            ("SERVER_THREADS", "1"),
+            ("CORS_ALLOWED_ORIGINS", "https://a.example, http://b.example:3000"),
+        ]))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.upstream_timeouts.connect, Duration::from_secs(3));
+        assert_eq!(s.server.threads, 1);
+        assert_eq!(
+            s.cors,
+            AllowedOrigins::List(vec!["https://a.example".into(), "http://b.example:3000".into()])
+        );
+    }
+
+    #[test]
+    fn unknown_key_in_file_is_rejected_by_name() {
+        let dir = std::env::temp_dir().join(format!("mcp-settings-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let file = dir.join("c.toml");
+        std::fs::write(&file, "[upstream]\nconect_timeout_seconds = 3\n").unwrap_or_else(|e| panic!("{e}"));
+        let e = Settings::from_sources(&env(&[("CONFIG_FILE", &file.display().to_string())]))
+            .err()
+            .unwrap_or_else(|| panic!("accepted"));
+        assert!(e.to_string().contains("conect_timeout_seconds"), "{e}");
+    }
+
+    #[test]
+    fn secrets_never_appear_in_errors() {
+        let e = Settings::from_sources(&env(&[("OPENAI_API_KEY", "sk-secret\nvalue")]))
+            .err()
+            .unwrap_or_else(|| panic!("accepted"));
+        assert!(!e.to_string().contains("sk-secret"));
+        let e = Settings::from_sources(&env(&[("OPENAI_BASE_URL", "ftp://user:pw@host/v1")]))
+            .err()
+            .unwrap_or_else(|| panic!("accepted"));
+        assert!(!e.to_string().contains("pw"), "{e}");
+    }
+}
