@@ -1,0 +1,86 @@
+//! Shared test support: the proxy started in-process on a free loopback
+//! port, the scriptable mock upstream, and small client helpers.
+#![allow(dead_code)]
+
+pub mod mock_upstream;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mcp_chat_proxy::server::{start_in_background, BackgroundServer};
+use mcp_chat_proxy::settings::Settings;
+
+/// A proxy running in this test process.
+pub struct Proxy {
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+    pub port: u16,
+    _server: BackgroundServer,
+}
+
+impl Proxy {
+    /// `http://127.0.0.1:PORT/v1`, the client's `base_url`.
+    pub fn base_url(&self) -> String {
+        format!("{}/v1", self.url)
+    }
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free port: {e}"))
+}
+
+/// The repository's own config file, so the shipped defaults are what tests run.
+pub fn repo_config() -> String {
+    format!("{}/conf/mcp-chat-proxy.toml", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The environment a test proxy starts from: loopback, one thread, the given
+/// upstream; `extra` adds or overrides.
+pub fn proxy_env(upstream_base: &str, extra: &[(&str, &str)]) -> HashMap<String, String> {
+    let port = free_port().to_string();
+    let mut env: HashMap<String, String> = [
+        ("HOST", "127.0.0.1"),
+        ("PORT", port.as_str()),
+        ("OPENAI_BASE_URL", upstream_base),
+        ("CONFIG_FILE", repo_config().as_str()),
+        ("SERVER_THREADS", "1"),
+        ("SERVER_GRACE_PERIOD_SECONDS", "1"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    for (k, v) in extra {
+        env.insert(k.to_string(), v.to_string());
+    }
+    env
+}
+
+/// Starts the proxy in-process against `upstream_base`.
+pub fn start_proxy(upstream_base: &str, extra: &[(&str, &str)]) -> Proxy {
+    let env = proxy_env(upstream_base, extra);
+    let settings = Settings::from_sources(&env).unwrap_or_else(|e| panic!("test settings: {e}"));
+    let port = settings.port;
+    let server = start_in_background(Arc::new(settings));
+    Proxy { url: format!("http://127.0.0.1:{port}"), port, _server: server }
+}
+
+/// An HTTP client that keeps nothing between tests and never waits forever.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap_or_else(|e| panic!("client: {e}"))
+}
+
+/// Reads an SSE response body into its `data:` payloads, in order.
+pub async fn sse_data(resp: reqwest::Response) -> Vec<String> {
+    let text = resp.text().await.unwrap_or_else(|e| panic!("reading stream: {e}"));
+    text.split("\n\n")
+        .filter_map(|event| event.lines().find_map(|l| l.strip_prefix("data: ")).map(str::to_string))
+        .collect()
+}
