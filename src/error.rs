@@ -57,9 +57,7 @@ impl ProxyError {
     /// OpenAI's `error.type`.
     fn kind(&self) -> &'static str {
         match self {
-            Self::BadRequest { .. } | Self::NotFound { .. } | Self::MethodNotAllowed { .. } => {
-                "invalid_request_error"
-            }
+            Self::BadRequest { .. } | Self::NotFound { .. } | Self::MethodNotAllowed { .. } => "invalid_request_error",
             Self::OriginNotAllowed { .. } => "permission_error",
             Self::UpstreamUnreachable(_) | Self::UpstreamTimeout(_) | Self::UpstreamProtocol(_) => "upstream_error",
             Self::Internal(_) => "server_error",

@@ -43,9 +43,16 @@ fn main() -> ExitCode {
     }
 }
 
+/// `RUST_LOG` sets the level, except that pingora's protocol internals stay at
+/// `info`: at debug and trace they print whole request headers, keys included.
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    for quiet in ["pingora_core=info", "pingora_proxy=info", "pingora_pool=info"] {
+        if let Ok(directive) = quiet.parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
 }

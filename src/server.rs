@@ -39,10 +39,8 @@ pub fn build(settings: Arc<Settings>) -> (Server, Arc<AtomicUsize>) {
     let in_flight = gate.in_flight();
     let mut options = HttpServerOptions::default();
     options.h2c = settings.server.h2c;
-    let mut service = ProxyServiceBuilder::new(&server.configuration, gate)
-        .name("mcp-chat-proxy")
-        .server_options(options)
-        .build();
+    let mut service =
+        ProxyServiceBuilder::new(&server.configuration, gate).name("mcp-chat-proxy").server_options(options).build();
     service.add_tcp(&settings.listen_addr());
     server.add_service(service);
     (server, in_flight)
@@ -91,10 +89,7 @@ impl ShutdownSignalWatch for Signals {
 
 /// pingora sleeps the whole grace period even when nothing is in flight;
 /// this watcher ends the process as soon as the last request has finished.
-fn exit_when_drained(
-    mut phases: tokio::sync::broadcast::Receiver<ExecutionPhase>,
-    in_flight: Arc<AtomicUsize>,
-) {
+fn exit_when_drained(mut phases: tokio::sync::broadcast::Receiver<ExecutionPhase>, in_flight: Arc<AtomicUsize>) {
     std::thread::spawn(move || {
         loop {
             match phases.blocking_recv() {

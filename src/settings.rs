@@ -235,7 +235,11 @@ impl Settings {
         let openai_api_key = match get("OPENAI_API_KEY") {
             None => None,
             Some(key) if http::HeaderValue::from_str(&format!("Bearer {key}")).is_err() => {
-                return Err(invalid("OPENAI_API_KEY", "<redacted>", "contains characters not allowed in an HTTP header"))
+                return Err(invalid(
+                    "OPENAI_API_KEY",
+                    "<redacted>",
+                    "contains characters not allowed in an HTTP header",
+                ))
             }
             Some(key) => Some(Secret(key.to_string())),
         };
@@ -324,8 +328,8 @@ fn validate_origins(origins: &[String]) -> Result<AllowedOrigins, SettingsError>
 
 /// defaults → file → `SECTION_KEY` environment overrides → typed struct.
 fn raw_config(file_text: Option<&str>, env: &HashMap<String, String>) -> Result<RawConfig, SettingsError> {
-    let mut merged = toml::Value::try_from(RawConfig::default())
-        .map_err(|e| invalid("CONFIG_FILE", "<defaults>", e.to_string()))?;
+    let mut merged =
+        toml::Value::try_from(RawConfig::default()).map_err(|e| invalid("CONFIG_FILE", "<defaults>", e.to_string()))?;
     if let Some(text) = file_text {
         let file: toml::Value = toml::from_str(text).map_err(|e| invalid("CONFIG_FILE", "<file>", one_line(&e)))?;
         merge(&mut merged, file);
@@ -443,10 +447,7 @@ mod tests {
         .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(s.upstream_timeouts.connect, Duration::from_secs(3));
         assert_eq!(s.server.threads, 1);
-        assert_eq!(
-            s.cors,
-            AllowedOrigins::List(vec!["https://a.example".into(), "http://b.example:3000".into()])
-        );
+        assert_eq!(s.cors, AllowedOrigins::List(vec!["https://a.example".into(), "http://b.example:3000".into()]));
     }
 
     #[test]

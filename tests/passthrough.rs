@@ -57,7 +57,10 @@ async fn upstream_errors_pass_through_unchanged() {
     let proxy = start_proxy(&mock.base_url(), &[]);
     let upstream_body = json!({"error": {"message": "model `x` does not exist", "type": "invalid_request_error", "param": "model", "code": "model_not_found"}});
     mock.push(Reply::json(404, upstream_body.clone()));
-    mock.push(Reply::json(503, json!({"error": {"message": "overloaded", "type": "server_error"}})).header("retry-after", "7"));
+    mock.push(
+        Reply::json(503, json!({"error": {"message": "overloaded", "type": "server_error"}}))
+            .header("retry-after", "7"),
+    );
 
     let c = client();
     let url = format!("{}/chat/completions", proxy.base_url());

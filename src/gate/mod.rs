@@ -202,11 +202,7 @@ impl ProxyHttp for Gate {
     /// The one access-log line per request. Never logs headers or query strings.
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
         let req = session.req_header();
-        let status = session
-            .response_written()
-            .map(|r| r.status.as_u16())
-            .or(ctx.local_status)
-            .unwrap_or(0);
+        let status = session.response_written().map(|r| r.status.as_u16()).or(ctx.local_status).unwrap_or(0);
         tracing::info!(
             target: "access",
             request_id = %ctx.request_id,

@@ -59,13 +59,8 @@ pub async fn send(session: &mut Session, ctx: &mut RequestCtx, settings: &Settin
 /// an OpenAI-shaped 403 when it is not.
 pub async fn preflight(session: &mut Session, ctx: &mut RequestCtx, settings: &Settings) -> Result<bool> {
     let Some(allow) = ctx.allow_origin.clone() else {
-        let origin = session
-            .req_header()
-            .headers
-            .get("origin")
-            .and_then(|o| o.to_str().ok())
-            .unwrap_or("(none)")
-            .to_string();
+        let origin =
+            session.req_header().headers.get("origin").and_then(|o| o.to_str().ok()).unwrap_or("(none)").to_string();
         send(session, ctx, settings, Answer::error(&ProxyError::OriginNotAllowed { origin })).await?;
         return Ok(true);
     };
@@ -98,9 +93,7 @@ pub fn classify(e: &Error) -> Option<ProxyError> {
         (_, TLSHandshakeFailure | TLSHandshakeTimedout | InvalidCert | HandshakeError) => {
             ProxyError::UpstreamUnreachable(format!("TLS handshake failed: {why}"))
         }
-        (ErrorSource::Upstream, InvalidHTTPHeader | H1Error | H2Error | InvalidH2) => {
-            ProxyError::UpstreamProtocol(why)
-        }
+        (ErrorSource::Upstream, InvalidHTTPHeader | H1Error | H2Error | InvalidH2) => ProxyError::UpstreamProtocol(why),
         (ErrorSource::Upstream, _) => ProxyError::UpstreamUnreachable(format!("{}: {why}", e.etype().as_str())),
         (ErrorSource::Internal | ErrorSource::Unset, _) => ProxyError::Internal(why),
     };

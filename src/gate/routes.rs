@@ -52,9 +52,7 @@ pub fn route_error(route: Route, method: &Method, path: &str) -> ProxyError {
 /// The client's own `x-request-id` when it is a sane token, else a new uuid.
 pub fn request_id(given: Option<&HeaderValue>) -> String {
     let sane = |v: &&str| {
-        !v.is_empty()
-            && v.len() <= 128
-            && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
     };
     given
         .and_then(|v| v.to_str().ok())

@@ -18,7 +18,8 @@ const DNS_TTL: Duration = Duration::from_secs(30);
 pub struct UpstreamTarget {
     url: UpstreamUrl,
     host_header: String,
-    bearer: Option<String>,
+    /// `Bearer <key>`, marked sensitive so no `Debug` of the headers shows it.
+    bearer: Option<http::HeaderValue>,
     timeouts: UpstreamTimeouts,
     resolved: Mutex<Option<(Instant, SocketAddr)>>,
 }
@@ -29,7 +30,7 @@ impl UpstreamTarget {
         Self {
             url: settings.upstream.clone(),
             host_header: settings.upstream.host_header(),
-            bearer: settings.openai_api_key.as_ref().map(|k: &Secret| format!("Bearer {}", k.expose())),
+            bearer: settings.openai_api_key.as_ref().and_then(bearer),
             timeouts: settings.upstream_timeouts.clone(),
             // An IP literal never needs a lookup: cache it forever.
             resolved: Mutex::new(literal.map(|ip| (far_future(), SocketAddr::new(ip, settings.upstream.port)))),
@@ -52,7 +53,7 @@ impl UpstreamTarget {
     async fn address(&self) -> Result<SocketAddr> {
         if let Ok(guard) = self.resolved.lock() {
             if let Some((at, addr)) = *guard {
-                if at.elapsed() < DNS_TTL || at > Instant::now() {
+                if at.elapsed() < DNS_TTL {
                     return Ok(addr);
                 }
             }
@@ -88,10 +89,16 @@ impl UpstreamTarget {
         req.set_uri(uri);
         req.insert_header("host", self.host_header.as_str())?;
         if let Some(bearer) = &self.bearer {
-            req.insert_header("authorization", bearer.as_str())?;
+            req.insert_header("authorization", bearer.clone())?;
         }
         Ok(())
     }
+}
+
+fn bearer(key: &Secret) -> Option<http::HeaderValue> {
+    let mut value = http::HeaderValue::from_str(&format!("Bearer {}", key.expose())).ok()?;
+    value.set_sensitive(true);
+    Some(value)
 }
 
 fn far_future() -> Instant {
@@ -104,8 +111,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn target(base: &str, key: Option<&str>) -> UpstreamTarget {
-        let mut env: HashMap<String, String> =
-            [("OPENAI_BASE_URL", base), ("CONFIG_FILE", "/dev/null")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut env: HashMap<String, String> = [("OPENAI_BASE_URL", base), ("CONFIG_FILE", "/dev/null")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         if let Some(k) = key {
             env.insert("OPENAI_API_KEY".into(), k.into());
         }

@@ -71,10 +71,7 @@ pub fn start_proxy(upstream_base: &str, extra: &[(&str, &str)]) -> Proxy {
 
 /// An HTTP client that keeps nothing between tests and never waits forever.
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap_or_else(|e| panic!("client: {e}"))
+    reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap_or_else(|e| panic!("client: {e}"))
 }
 
 /// Reads an SSE response body into its `data:` payloads, in order.

@@ -1,0 +1,58 @@
+"""Runs one scenario with the real `openai` SDK against the proxy.
+
+usage: sdk_client.py BASE_URL CASE
+Prints one JSON object describing what the SDK saw; exits 0 unless the SDK
+behaved in a way the scenario does not expect.
+"""
+import json
+import sys
+
+import openai
+
+
+def main() -> None:
+    base_url, case = sys.argv[1], sys.argv[2]
+    client = openai.OpenAI(base_url=base_url, api_key="sk-client", max_retries=0, timeout=20)
+    out: dict = {"case": case}
+    if case == "chat":
+        r = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+        out.update(content=r.choices[0].message.content, finish_reason=r.choices[0].finish_reason,
+                   total_tokens=r.usage.total_tokens if r.usage else None)
+    elif case == "stream":
+        pieces, finish, chunks = [], None, 0
+        stream = client.chat.completions.create(model="m", stream=True, messages=[{"role": "user", "content": "hi"}])
+        for chunk in stream:
+            chunks += 1
+            for choice in chunk.choices:
+                if choice.delta.content:
+                    pieces.append(choice.delta.content)
+                if choice.finish_reason:
+                    finish = choice.finish_reason
+        out.update(content="".join(pieces), finish_reason=finish, chunks=chunks)
+    elif case == "models":
+        out.update(ids=[m.id for m in client.models.list()])
+    elif case == "rate_limit":
+        try:
+            client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+            out.update(raised=None)
+        except openai.RateLimitError as e:
+            out.update(raised="RateLimitError", status=e.status_code,
+                       retry_after=e.response.headers.get("retry-after"), message=e.message)
+    elif case == "stream_error":
+        pieces = []
+        try:
+            for chunk in client.chat.completions.create(model="m", stream=True, messages=[]):
+                for choice in chunk.choices:
+                    if choice.delta.content:
+                        pieces.append(choice.delta.content)
+            out.update(raised=None)
+        except Exception as e:  # the SDK raises httpx or API errors depending on where it broke
+            out.update(raised=type(e).__name__)
+        out.update(content="".join(pieces))
+    else:
+        raise SystemExit(f"unknown case {case}")
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
