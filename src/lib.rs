@@ -10,12 +10,16 @@
 //! | [`openai`] | OpenAI wire types (unknown fields kept) |
 //! | [`gate`] | pingora `ProxyHttp`: routing, CORS, request ids, access log, transparent proxying |
 //! | [`server`] | the pingora server around the gate: listen, run, graceful shutdown |
+//! | [`sse`] | incremental server-sent-events decoder, bounded |
+//! | [`mcp`] | the MCP hub: clients of every configured server, the tool catalog, calls |
 //!
 //! The gate is a component: [`gate::Gate::new`] builds it from [`settings::Settings`]
 //! and any pingora server can mount it; the binary only wires the command line to it.
 
 pub mod error;
 pub mod gate;
+pub mod mcp;
 pub mod openai;
 pub mod server;
 pub mod settings;
+pub mod sse;

@@ -1,10 +1,14 @@
-//! The command line: `serve` (default). Builds the server; holds no logic.
+//! The command line: `serve` (default), `tools`, `check`. Wires arguments to
+//! the library; holds no logic of its own.
 
+use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use mcp_chat_proxy::{server, settings::Settings};
+use mcp_chat_proxy::mcp::Phase;
+use mcp_chat_proxy::server::{self, HubRuntime};
+use mcp_chat_proxy::settings::Settings;
 
 #[derive(Parser)]
 #[command(name = "mcp-chat-proxy", version, about = "OpenAI-compatible gateway that gives models MCP tools")]
@@ -17,6 +21,11 @@ struct Cli {
 enum Command {
     /// Run the proxy (the default).
     Serve,
+    /// List the tools the MCP servers expose (server, exposed name, description) and exit.
+    Tools,
+    /// Validate the configuration, connect to every MCP server, report, and exit
+    /// non-zero if any enabled server fails.
+    Check,
 }
 
 fn main() -> ExitCode {
@@ -29,18 +38,63 @@ fn main() -> ExitCode {
         }
     };
     init_logging();
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => {
-            tracing::info!(
-                listen = %settings.listen_addr(),
-                upstream_host = %settings.upstream.host,
-                upstream_key = settings.openai_api_key.is_some(),
-                "starting mcp-chat-proxy"
-            );
-            server::run(settings);
-            ExitCode::SUCCESS
-        }
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(settings),
+        Command::Tools => tools(&settings),
+        Command::Check => check(&settings),
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("mcp-chat-proxy: {e}");
+        ExitCode::FAILURE
+    })
+}
+
+fn serve(settings: Arc<Settings>) -> std::io::Result<ExitCode> {
+    tracing::info!(
+        listen = %settings.listen_addr(),
+        upstream_host = %settings.upstream.host,
+        upstream_key = settings.openai_api_key.is_some(),
+        mcp_servers = settings.mcp_servers.len(),
+        "starting mcp-chat-proxy"
+    );
+    server::run(settings)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn tools(settings: &Settings) -> std::io::Result<ExitCode> {
+    let hub = HubRuntime::start(settings)?;
+    let catalog = hub.hub.catalog();
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{:<20} {:<32} DESCRIPTION", "SERVER", "TOOL")?;
+    for tool in catalog.tools() {
+        let line = tool.description.lines().next().unwrap_or("");
+        let short: String = line.chars().take(90).collect();
+        writeln!(out, "{:<20} {:<32} {short}", tool.server, tool.name)?;
     }
+    for s in hub.hub.status().iter().filter(|s| s.state != Phase::Connected) {
+        writeln!(out, "# {} is {:?}: {}", s.name, s.state, s.error.as_deref().unwrap_or("-"))?;
+    }
+    hub.shutdown();
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check(settings: &Settings) -> std::io::Result<ExitCode> {
+    // Wait for every server's first attempt, however long it takes.
+    let mut patient = settings.clone();
+    patient.hub.startup_wait = patient.hub.connect_timeout;
+    let hub = HubRuntime::start(&patient)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "configuration ok; upstream {}", settings.upstream.host_header())?;
+    let mut failed = 0;
+    for s in hub.hub.status() {
+        let ok = s.state == Phase::Connected;
+        failed += usize::from(!ok);
+        let detail = s.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default();
+        let verdict = if ok { "ok" } else { "FAILED" };
+        writeln!(out, "{verdict:<6} {:<20} {:<16} {} tools{detail}", s.name, s.transport, s.tools)?;
+    }
+    hub.shutdown();
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 /// `RUST_LOG` sets the level, except that pingora's protocol internals stay at

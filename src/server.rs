@@ -15,7 +15,43 @@ use pingora::server::{ExecutionPhase, RunArgs, Server, ShutdownSignal, ShutdownS
 use tokio::sync::watch;
 
 use crate::gate::Gate;
+use crate::mcp::Hub;
 use crate::settings::Settings;
+
+/// The MCP hub and the runtime its clients live on. The hub gets a runtime
+/// of its own so its supervisors outlive any one pingora service and can be
+/// shut down (children killed) from the exit path.
+pub struct HubRuntime {
+    pub hub: Arc<Hub>,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl HubRuntime {
+    /// Starts the hub: connects to every configured server, waiting at most
+    /// the configured start-up time.
+    pub fn start(settings: &Settings) -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("mcp-hub")
+            .enable_all()
+            .build()?;
+        let hub = runtime.block_on(Hub::start(
+            settings.mcp_servers.clone(),
+            settings.hub.clone(),
+            settings.child_env.clone(),
+        ));
+        Ok(Self { hub, runtime })
+    }
+
+    /// Stops every MCP client and kills every stdio server.
+    pub fn shutdown(&self) {
+        self.runtime.block_on(self.hub.shutdown());
+    }
+
+    pub fn handle(&self) -> tokio::runtime::Handle {
+        self.runtime.handle().clone()
+    }
+}
 
 /// The pingora server configuration that follows from our settings.
 pub fn server_conf(settings: &Settings) -> ServerConf {
@@ -31,11 +67,11 @@ pub fn server_conf(settings: &Settings) -> ServerConf {
 
 /// A pingora server with the gate listening on `settings.listen_addr()`.
 /// Returns the server and the gate's in-flight counter.
-pub fn build(settings: Arc<Settings>) -> (Server, Arc<AtomicUsize>) {
+pub fn build(settings: Arc<Settings>, hub: Arc<Hub>) -> (Server, Arc<AtomicUsize>) {
     let mut server = Server::new_with_opt_and_conf(None, server_conf(&settings));
     server.bootstrap();
 
-    let gate = Gate::new(settings.clone());
+    let gate = Gate::new(settings.clone(), hub);
     let in_flight = gate.in_flight();
     let mut options = HttpServerOptions::default();
     options.h2c = settings.server.h2c;
@@ -49,10 +85,13 @@ pub fn build(settings: Arc<Settings>) -> (Server, Arc<AtomicUsize>) {
 /// Runs the server in this thread until SIGTERM or SIGINT, then drains:
 /// the process exits as soon as no request is in flight, or when the grace
 /// period ends, whichever comes first. A second signal exits at once.
-pub fn run(settings: Arc<Settings>) {
-    let (server, in_flight) = build(settings);
-    exit_when_drained(server.watch_execution_phase(), in_flight);
+pub fn run(settings: Arc<Settings>) -> std::io::Result<()> {
+    let hub = Arc::new(HubRuntime::start(&settings)?);
+    let (server, in_flight) = build(settings, hub.hub.clone());
+    exit_when_drained(server.watch_execution_phase(), in_flight, hub.clone());
     server.run(RunArgs { shutdown_signal: Box::new(Signals) });
+    hub.shutdown();
+    Ok(())
 }
 
 /// SIGTERM and SIGINT both start a graceful shutdown (pingora's default
@@ -89,7 +128,11 @@ impl ShutdownSignalWatch for Signals {
 
 /// pingora sleeps the whole grace period even when nothing is in flight;
 /// this watcher ends the process as soon as the last request has finished.
-fn exit_when_drained(mut phases: tokio::sync::broadcast::Receiver<ExecutionPhase>, in_flight: Arc<AtomicUsize>) {
+fn exit_when_drained(
+    mut phases: tokio::sync::broadcast::Receiver<ExecutionPhase>,
+    in_flight: Arc<AtomicUsize>,
+    hub: Arc<HubRuntime>,
+) {
     std::thread::spawn(move || {
         loop {
             match phases.blocking_recv() {
@@ -102,7 +145,8 @@ fn exit_when_drained(mut phases: tokio::sync::broadcast::Receiver<ExecutionPhase
         while in_flight.load(Ordering::Acquire) > 0 {
             std::thread::sleep(Duration::from_millis(20));
         }
-        tracing::info!("all requests finished; exiting");
+        tracing::info!("all requests finished; stopping MCP servers and exiting");
+        hub.shutdown();
         std::process::exit(0);
     });
 }
@@ -112,6 +156,7 @@ fn exit_when_drained(mut phases: tokio::sync::broadcast::Receiver<ExecutionPhase
 pub struct BackgroundServer {
     stop: watch::Sender<bool>,
     thread: Option<std::thread::JoinHandle<()>>,
+    pub hub: Arc<HubRuntime>,
 }
 
 impl BackgroundServer {
@@ -121,6 +166,7 @@ impl BackgroundServer {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+        self.hub.shutdown();
     }
 }
 
@@ -137,14 +183,15 @@ impl ShutdownSignalWatch for StopSignal {
 
 /// Starts the server on its own thread and returns once it accepts
 /// connections on `settings.listen_addr()` (or after 10 s).
-pub fn start_in_background(settings: Arc<Settings>) -> BackgroundServer {
+pub fn start_in_background(settings: Arc<Settings>) -> std::io::Result<BackgroundServer> {
     let addr = settings.listen_addr();
     let (stop, rx) = watch::channel(false);
-    let (server, _) = build(settings);
+    let hub = Arc::new(HubRuntime::start(&settings)?);
+    let (server, _) = build(settings, hub.hub.clone());
     let thread = std::thread::spawn(move || server.run(RunArgs { shutdown_signal: Box::new(StopSignal(rx)) }));
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(&addr).is_err() && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
-    BackgroundServer { stop, thread: Some(thread) }
+    Ok(BackgroundServer { stop, thread: Some(thread), hub })
 }

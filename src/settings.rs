@@ -16,6 +16,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::mcp::config::ServerConfig;
+use crate::mcp::HubSettings;
+
 /// Where the TOML file is looked for when `CONFIG_FILE` is not set.
 pub const DEFAULT_CONFIG_FILE: &str = "conf/mcp-chat-proxy.toml";
 
@@ -127,6 +130,11 @@ pub struct Settings {
     pub cors: AllowedOrigins,
     pub cors_max_age_seconds: u64,
     pub models_fallback: bool,
+    /// The enabled MCP servers, validated, variables expanded.
+    pub mcp_servers: Vec<ServerConfig>,
+    pub hub: HubSettings,
+    /// The part of the environment stdio MCP servers may inherit.
+    pub child_env: HashMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,6 +154,7 @@ struct RawConfig {
     server: ServerSection,
     upstream: UpstreamSection,
     cors: CorsSection,
+    mcp: McpSection,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -201,6 +210,38 @@ impl Default for CorsSection {
         Self { allowed_origins: vec!["*".into()], max_age_seconds: 600 }
     }
 }
+
+/// The MCP hub's knobs; per-server overrides live in `servers_config.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct McpSection {
+    servers_config: String,
+    call_timeout_seconds: u64,
+    retries: u64,
+    max_result_bytes: u64,
+    startup_wait_seconds: u64,
+    connect_timeout_seconds: u64,
+    restart_backoff_max_seconds: u64,
+    withdraw_after_seconds: u64,
+}
+
+impl Default for McpSection {
+    fn default() -> Self {
+        Self {
+            servers_config: DEFAULT_SERVERS_CONFIG.into(),
+            call_timeout_seconds: 60,
+            retries: 2,
+            max_result_bytes: 64 * 1024,
+            startup_wait_seconds: 15,
+            connect_timeout_seconds: 60,
+            restart_backoff_max_seconds: 30,
+            withdraw_after_seconds: 120,
+        }
+    }
+}
+
+/// The servers file looked for by default; it may be absent (no MCP servers).
+pub const DEFAULT_SERVERS_CONFIG: &str = "servers_config.json";
 
 impl Settings {
     /// Loads `.env` (if present) into the process environment, then builds the
@@ -274,6 +315,12 @@ impl Settings {
             pool_idle: secs("UPSTREAM_POOL_IDLE_SECONDS", u.pool_idle_seconds)?,
         };
         let cors = validate_origins(&raw.cors.allowed_origins)?;
+        let (mcp_servers, hub) = validate_mcp(&raw.mcp, env)?;
+        let child_env = env
+            .iter()
+            .filter(|(k, _)| crate::mcp::INHERITED_ENV.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
 
         Ok(Self {
             openai_api_key,
@@ -286,6 +333,9 @@ impl Settings {
             cors,
             cors_max_age_seconds: raw.cors.max_age_seconds,
             models_fallback: u.models_fallback,
+            mcp_servers,
+            hub,
+            child_env,
         })
     }
 
@@ -293,6 +343,35 @@ impl Settings {
     pub fn listen_addr(&self) -> String {
         format!("{}:{}", bracket_v6(&self.host), self.port)
     }
+}
+
+fn validate_mcp(
+    m: &McpSection,
+    env: &HashMap<String, String>,
+) -> Result<(Vec<ServerConfig>, HubSettings), SettingsError> {
+    let secs = |name: &str, v: u64| -> Result<Duration, SettingsError> {
+        if v == 0 {
+            return Err(invalid(name, "0", "must be at least 1 second"));
+        }
+        Ok(Duration::from_secs(v))
+    };
+    let hub = HubSettings {
+        call_timeout: secs("MCP_CALL_TIMEOUT_SECONDS", m.call_timeout_seconds)?,
+        retries: u32::try_from(m.retries).map_err(|_| invalid("MCP_RETRIES", &m.retries.to_string(), "too large"))?,
+        max_result_bytes: usize::try_from(m.max_result_bytes.max(256)).unwrap_or(usize::MAX),
+        startup_wait: Duration::from_secs(m.startup_wait_seconds),
+        connect_timeout: secs("MCP_CONNECT_TIMEOUT_SECONDS", m.connect_timeout_seconds)?,
+        backoff_max: secs("MCP_RESTART_BACKOFF_MAX_SECONDS", m.restart_backoff_max_seconds)?,
+        withdraw_after: Duration::from_secs(m.withdraw_after_seconds),
+    };
+    let path = Path::new(&m.servers_config);
+    // Empty: no MCP servers. The default file may be absent: no servers either.
+    if m.servers_config.is_empty() || (m.servers_config == DEFAULT_SERVERS_CONFIG && !path.exists()) {
+        return Ok((Vec::new(), hub));
+    }
+    let servers =
+        crate::mcp::config::load(path, env).map_err(|e| invalid("MCP_SERVERS_CONFIG", &m.servers_config, e))?;
+    Ok((servers, hub))
 }
 
 fn bracket_v6(host: &str) -> String {

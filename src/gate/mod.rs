@@ -22,6 +22,7 @@ use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, Result};
 
+use crate::mcp::Hub;
 use crate::openai::models::ModelList;
 use crate::settings::Settings;
 pub use routes::Route;
@@ -34,6 +35,7 @@ pub const REQUEST_ID: &str = "x-request-id";
 /// in any pingora server (see `examples/embed.rs`).
 pub struct Gate {
     settings: Arc<Settings>,
+    hub: Arc<Hub>,
     upstream: UpstreamTarget,
     in_flight: Arc<AtomicUsize>,
 }
@@ -64,9 +66,9 @@ impl Drop for InFlight {
 }
 
 impl Gate {
-    pub fn new(settings: Arc<Settings>) -> Self {
+    pub fn new(settings: Arc<Settings>, hub: Arc<Hub>) -> Self {
         let upstream = UpstreamTarget::new(&settings);
-        Self { settings, upstream, in_flight: Arc::new(AtomicUsize::new(0)) }
+        Self { settings, hub, upstream, in_flight: Arc::new(AtomicUsize::new(0)) }
     }
 
     /// Requests being served right now (for graceful shutdown).
@@ -109,7 +111,7 @@ impl ProxyHttp for Gate {
             Route::Proxy | Route::Models => return Ok(false),
             Route::Preflight => return respond::preflight(session, ctx, &self.settings).await,
             Route::Welcome => respond::Answer::json(200, routes::welcome()),
-            Route::Health => respond::Answer::json(200, routes::health()),
+            Route::Health => respond::Answer::json(200, routes::health(&self.hub)),
             Route::NotFound | Route::MethodNotAllowed => {
                 let err = routes::route_error(ctx.route, &req.method, req.uri.path());
                 respond::Answer::error(&err)

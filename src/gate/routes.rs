@@ -5,6 +5,7 @@ use http::{HeaderValue, Method};
 use serde_json::{json, Value};
 
 use crate::error::ProxyError;
+use crate::mcp::{Hub, Phase};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
@@ -70,8 +71,16 @@ pub fn welcome() -> Value {
     })
 }
 
-pub fn health() -> Value {
-    json!({ "status": "ok" })
+/// `ok` when every MCP server is connected, `degraded` otherwise (still
+/// 200: the proxy itself serves; the body says what is missing).
+pub fn health(hub: &Hub) -> Value {
+    let servers = hub.status();
+    let all_up = servers.iter().all(|s| s.state == Phase::Connected);
+    json!({
+        "status": if all_up { "ok" } else { "degraded" },
+        "tools": hub.catalog().len(),
+        "mcp_servers": servers,
+    })
 }
 
 #[cfg(test)]

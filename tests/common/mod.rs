@@ -50,6 +50,8 @@ pub fn proxy_env(upstream_base: &str, extra: &[(&str, &str)]) -> HashMap<String,
         ("CONFIG_FILE", repo_config().as_str()),
         ("SERVER_THREADS", "1"),
         ("SERVER_GRACE_PERIOD_SECONDS", "1"),
+        // No MCP servers unless a test configures some.
+        ("MCP_SERVERS_CONFIG", ""),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -65,7 +67,7 @@ pub fn start_proxy(upstream_base: &str, extra: &[(&str, &str)]) -> Proxy {
     let env = proxy_env(upstream_base, extra);
     let settings = Settings::from_sources(&env).unwrap_or_else(|e| panic!("test settings: {e}"));
     let port = settings.port;
-    let server = start_in_background(Arc::new(settings));
+    let server = start_in_background(Arc::new(settings)).unwrap_or_else(|e| panic!("start: {e}"));
     Proxy { url: format!("http://127.0.0.1:{port}"), port, _server: server }
 }
 

@@ -1,0 +1,113 @@
+//! Calling a tool through the hub: lookup by exposed name, timeout, retry on
+//! transport failure, and the result mapped to text for the model.
+//!
+//! Every outcome is a [`ToolOutput`]: a tool that fails, times out, or whose
+//! server is down gives the model an error text, never an HTTP error.
+//!
+//! Retries: a call whose request could not be sent, or whose remote (HTTP)
+//! connection dropped, is retried after the server reconnects, up to
+//! `retries` times. A call whose stdio server died while running it is not
+//! replayed: the call itself may be what killed it.
+
+use std::time::Duration;
+
+use rmcp::model::CallToolRequestParams;
+use rmcp::service::ServiceError;
+use serde_json::Value;
+use tokio::time::Instant;
+
+use super::config::Transport;
+use super::hub::{Hub, Slot};
+use super::result::{cap, content_to_text, ToolOutput};
+
+/// How long a retry waits for its server to come back.
+const RECONNECT_WAIT: Duration = Duration::from_secs(1);
+
+impl Hub {
+    /// Runs the tool exposed as `name` with `arguments` (a JSON object or null).
+    pub async fn call(&self, name: &str, arguments: Value) -> ToolOutput {
+        let catalog = self.catalog();
+        let Some(tool) = catalog.get(name) else {
+            let known: Vec<&str> = catalog.tools().iter().take(50).map(|t| t.name.as_str()).collect();
+            return ToolOutput::error(format!("unknown tool {name:?}; the available tools are: {}", known.join(", ")));
+        };
+        let arguments = match arguments {
+            Value::Object(map) => map,
+            Value::Null => serde_json::Map::new(),
+            other => return ToolOutput::error(format!("arguments for {name:?} must be a JSON object, not {other}")),
+        };
+        let Some(slot) = self.slot(&tool.server) else {
+            return ToolOutput::error(format!("the server of tool {name:?} is not configured"));
+        };
+        let params = CallToolRequestParams::new(tool.original.clone()).with_arguments(arguments);
+        let timeout = slot.config.call_timeout.unwrap_or(self.settings.call_timeout);
+        let retries = slot.config.retries.unwrap_or(self.settings.retries);
+        let max_bytes = slot.config.max_result_bytes.unwrap_or(self.settings.max_result_bytes);
+
+        let deadline = Instant::now() + timeout;
+        let mut attempt = 0;
+        loop {
+            let seen_generation = *slot.generation.borrow();
+            let peer = slot.peer.read().ok().and_then(|p| p.clone());
+            let Some(peer) = peer else {
+                if attempt < retries && self.wait_reconnect(slot, seen_generation, deadline).await {
+                    attempt += 1;
+                    continue;
+                }
+                return ToolOutput::error(self.unavailable_reason(slot));
+            };
+            let result = tokio::time::timeout_at(deadline, peer.call_tool(params.clone())).await;
+            match result {
+                Err(_) => {
+                    return ToolOutput::error(format!("tool {name:?} did not finish within {} s", timeout.as_secs()))
+                }
+                Ok(Ok(r)) => {
+                    let content: Vec<Value> = r.content.iter().filter_map(|c| serde_json::to_value(c).ok()).collect();
+                    let text = cap(content_to_text(&content, r.structured_content.as_ref()), max_bytes);
+                    return ToolOutput { text, is_error: r.is_error.unwrap_or(false) };
+                }
+                Ok(Err(ServiceError::McpError(e))) => {
+                    return ToolOutput::error(format!("tool {name:?} failed: {}", e.message));
+                }
+                Ok(Err(e)) if is_transport(&e) => {
+                    let replayable = matches!(e, ServiceError::TransportSend(_)) || is_remote(slot);
+                    if replayable && attempt < retries && self.wait_reconnect(slot, seen_generation, deadline).await {
+                        attempt += 1;
+                        continue;
+                    }
+                    return ToolOutput::error(format!(
+                        "MCP server {:?} failed during the call to {name:?}: {e}",
+                        tool.server
+                    ));
+                }
+                Ok(Err(e)) => return ToolOutput::error(format!("tool {name:?} failed: {e}")),
+            }
+        }
+    }
+
+    /// Waits until the server has a connection newer than `seen`, at most
+    /// [`RECONNECT_WAIT`] and never past `deadline`.
+    async fn wait_reconnect(&self, slot: &Slot, seen: u64, deadline: Instant) -> bool {
+        let until = deadline.min(Instant::now() + RECONNECT_WAIT);
+        let mut rx = slot.generation.subscribe();
+        let newer = async {
+            loop {
+                if *rx.borrow_and_update() > seen && slot.peer.read().map(|p| p.is_some()).unwrap_or(false) {
+                    return true;
+                }
+                if rx.changed().await.is_err() {
+                    return false;
+                }
+            }
+        };
+        tokio::time::timeout_at(until, newer).await.unwrap_or(false)
+    }
+}
+
+fn is_transport(e: &ServiceError) -> bool {
+    matches!(e, ServiceError::TransportSend(_) | ServiceError::TransportClosed)
+}
+
+fn is_remote(slot: &Slot) -> bool {
+    !matches!(slot.config.transport, Transport::Stdio { .. })
+}

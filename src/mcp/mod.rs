@@ -1,0 +1,28 @@
+//! The MCP hub: every configured MCP server connected, supervised and
+//! callable, over stdio, legacy HTTP+SSE and streamable HTTP.
+//!
+//! | file | owns |
+//! | --- | --- |
+//! | `config` | `servers_config.json`: parsing, `${VAR}` expansion, validation |
+//! | `catalog` | exposed tool names (unique, sanitised, stable) and the lookup back |
+//! | `hub` | the slots, their state, the catalog snapshot, shutdown |
+//! | `supervisor` | one task per server: connect, wait, reconnect with backoff |
+//! | `call` | tool calls: timeout, retry, result to text |
+//! | `stdio` | child processes: clean env, own process group, stderr to log |
+//! | `sse_transport` | the legacy HTTP+SSE client transport on rmcp's `Transport` trait |
+//! | `result` | MCP content to text, size cap |
+
+mod call;
+pub mod catalog;
+pub mod config;
+mod hub;
+pub mod result;
+mod sse_transport;
+mod stdio;
+mod supervisor;
+
+pub use catalog::{Catalog, CatalogTool};
+pub use hub::{Hub, HubSettings, Phase, ServerStatus};
+pub use result::ToolOutput;
+pub use sse_transport::SseClientTransport;
+pub use stdio::INHERITED as INHERITED_ENV;

@@ -1,0 +1,179 @@
+//! One server's life: connect, serve until the connection ends, reconnect
+//! with exponential backoff, until the hub shuts down.
+
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use rmcp::handler::client::ClientHandler;
+use rmcp::model::{ClientCapabilities, ClientConfig, Implementation};
+use rmcp::service::{NotificationContext, RunningService};
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::{RoleClient, ServiceExt};
+
+use super::catalog::ServerTool;
+use super::config::Transport;
+use super::hub::{Hub, Slot};
+use super::sse_transport::SseClientTransport;
+use super::stdio;
+
+const BACKOFF_START: Duration = Duration::from_millis(250);
+/// A connection that lived this long resets the backoff.
+const HEALTHY_AFTER: Duration = Duration::from_secs(30);
+
+/// The rmcp client handler of one server: it refreshes the catalog when the
+/// server says its tool list changed.
+#[derive(Clone)]
+pub(crate) struct HubClient {
+    hub: Weak<Hub>,
+    server: String,
+}
+
+impl ClientHandler for HubClient {
+    fn on_tool_list_changed(
+        &self,
+        context: NotificationContext<RoleClient>,
+    ) -> impl std::future::Future<Output = ()> + Send + '_ {
+        let (hub, server, peer) = (self.hub.clone(), self.server.clone(), context.peer);
+        // Listing is a request on the same session: never hold up the
+        // session's message loop waiting for it.
+        tokio::spawn(async move {
+            match peer.list_all_tools().await {
+                Ok(tools) => {
+                    if let Some(hub) = hub.upgrade() {
+                        tracing::info!(target: "mcp", server = %server, "tool list changed");
+                        hub.set_tools(&server, tools.into_iter().map(convert).collect());
+                    }
+                }
+                Err(e) => tracing::warn!(target: "mcp", server = %server, "re-listing tools failed: {e}"),
+            }
+        });
+        std::future::ready(())
+    }
+
+    fn get_info(&self) -> ClientConfig {
+        ClientConfig::new(
+            ClientCapabilities::default(),
+            Implementation::new("mcp-chat-proxy", env!("CARGO_PKG_VERSION")),
+        )
+    }
+}
+
+pub(crate) fn convert(tool: rmcp::model::Tool) -> ServerTool {
+    let description = tool.description.map(|d| d.into_owned()).or(tool.title).unwrap_or_default();
+    ServerTool {
+        name: tool.name.into_owned(),
+        description,
+        input_schema: serde_json::Value::Object((*tool.input_schema).clone()),
+    }
+}
+
+struct Connection {
+    running: RunningService<RoleClient, HubClient>,
+    tools: Vec<ServerTool>,
+    pid: Option<u32>,
+}
+
+/// The supervisor task of one server.
+pub(crate) async fn run(hub: Arc<Hub>, slot: Arc<Slot>) {
+    let name = slot.config.name.clone();
+    let mut backoff = BACKOFF_START;
+    loop {
+        let attempt = tokio::time::timeout(hub.settings.connect_timeout, connect(&hub, &slot));
+        let outcome = tokio::select! {
+            r = attempt => r.unwrap_or_else(|_| Err(format!("no answer within {:?}", hub.settings.connect_timeout))),
+            _ = hub.shutdown.cancelled() => return,
+        };
+        match outcome {
+            Ok(conn) => {
+                tracing::info!(target: "mcp", server = %name, tools = conn.tools.len(), "connected");
+                let started = Instant::now();
+                let token = conn.running.cancellation_token();
+                hub.connected(&slot, conn.running.peer().clone(), conn.tools, conn.pid);
+                let wait = conn.running.waiting();
+                tokio::pin!(wait);
+                tokio::select! {
+                    quit = &mut wait => {
+                        let why = format!("connection ended ({})", describe(quit));
+                        tracing::warn!(target: "mcp", server = %name, "{why}");
+                        hub.down(&slot, why);
+                    }
+                    _ = hub.shutdown.cancelled() => {
+                        token.cancel();
+                        let _ = tokio::time::timeout(Duration::from_secs(2), wait).await;
+                        return;
+                    }
+                }
+                if started.elapsed() >= HEALTHY_AFTER {
+                    backoff = BACKOFF_START;
+                }
+            }
+            Err(why) => {
+                tracing::warn!(target: "mcp", server = %name, "could not connect: {why}");
+                hub.down(&slot, why);
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = hub.shutdown.cancelled() => return,
+        }
+        backoff = (backoff * 2).min(hub.settings.backoff_max);
+        // Lets a server that has been down past the grace period drop out.
+        hub.rebuild_catalog();
+    }
+}
+
+fn describe(quit: Result<rmcp::service::QuitReason, tokio::task::JoinError>) -> String {
+    match quit {
+        Ok(rmcp::service::QuitReason::Closed) => "the server closed it".into(),
+        Ok(rmcp::service::QuitReason::Cancelled) => "cancelled".into(),
+        Ok(other) => format!("{other:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+async fn connect(hub: &Arc<Hub>, slot: &Slot) -> Result<Connection, String> {
+    let handler = HubClient { hub: Arc::downgrade(hub), server: slot.config.name.clone() };
+    let (running, pid) = match &slot.config.transport {
+        Transport::Stdio { command, args, env, cwd } => {
+            let spawned = stdio::spawn(&slot.config.name, command, args, env, cwd.as_ref(), &hub.parent_env)
+                .map_err(|e| format!("cannot start {command:?}: {e}"))?;
+            let pid = spawned.pid;
+            let running = handler.serve(spawned.transport).await.map_err(|e| {
+                if let Some(pid) = pid {
+                    stdio::kill_group(pid);
+                }
+                format!("initialize failed: {e}")
+            })?;
+            (running, pid)
+        }
+        Transport::Sse { url, headers } => {
+            let transport = SseClientTransport::connect(url, headers, hub.settings.connect_timeout)
+                .await
+                .map_err(|e| format!("cannot open the SSE stream: {e}"))?;
+            (handler.serve(transport).await.map_err(|e| format!("initialize failed: {e}"))?, None)
+        }
+        Transport::StreamableHttp { url, headers } => {
+            let config =
+                StreamableHttpClientTransportConfig::with_uri(url.as_str()).custom_headers(http_headers(headers)?);
+            let transport = StreamableHttpClientTransport::from_config(config);
+            (handler.serve(transport).await.map_err(|e| format!("initialize failed: {e}"))?, None)
+        }
+    };
+    let tools = running.peer().list_all_tools().await.map_err(|e| format!("tools/list failed: {e}"))?;
+    Ok(Connection { running, tools: tools.into_iter().map(convert).collect(), pid })
+}
+
+fn http_headers(
+    headers: &std::collections::BTreeMap<String, String>,
+) -> Result<std::collections::HashMap<http::HeaderName, http::HeaderValue>, String> {
+    headers
+        .iter()
+        .map(|(k, v)| {
+            let name = http::HeaderName::from_bytes(k.as_bytes()).map_err(|_| format!("bad header name {k:?}"))?;
+            let mut value = http::HeaderValue::from_str(v).map_err(|_| format!("bad value for header {k}"))?;
+            value.set_sensitive(true);
+            Ok((name, value))
+        })
+        .collect()
+}
