@@ -5,11 +5,11 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use rmcp::handler::client::ClientHandler;
-use rmcp::model::{ClientCapabilities, ClientConfig, Implementation};
+use rmcp::model::{ClientCapabilities, ClientConfig, Implementation, ServerNotification, SubscriptionFilterBuilder};
 use rmcp::service::{NotificationContext, RunningService};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::{RoleClient, ServiceExt};
+use rmcp::{Peer, RoleClient, ServiceExt};
 
 use super::catalog::ServerTool;
 use super::config::Transport;
@@ -34,20 +34,9 @@ impl ClientHandler for HubClient {
         &self,
         context: NotificationContext<RoleClient>,
     ) -> impl std::future::Future<Output = ()> + Send + '_ {
-        let (hub, server, peer) = (self.hub.clone(), self.server.clone(), context.peer);
         // Listing is a request on the same session: never hold up the
         // session's message loop waiting for it.
-        tokio::spawn(async move {
-            match peer.list_all_tools().await {
-                Ok(tools) => {
-                    if let Some(hub) = hub.upgrade() {
-                        tracing::info!(target: "mcp", server = %server, "tool list changed");
-                        hub.set_tools(&server, tools.into_iter().map(convert).collect());
-                    }
-                }
-                Err(e) => tracing::warn!(target: "mcp", server = %server, "re-listing tools failed: {e}"),
-            }
-        });
+        tokio::spawn(refresh_tools(self.hub.clone(), self.server.clone(), context.peer));
         std::future::ready(())
     }
 
@@ -56,6 +45,38 @@ impl ClientHandler for HubClient {
             ClientCapabilities::default(),
             Implementation::new("mcp-chat-proxy", env!("CARGO_PKG_VERSION")),
         )
+    }
+}
+
+async fn refresh_tools(hub: Weak<Hub>, server: String, peer: Peer<RoleClient>) {
+    match peer.list_all_tools().await {
+        Ok(tools) => {
+            if let Some(hub) = hub.upgrade() {
+                tracing::info!(target: "mcp", server = %server, "tool list changed");
+                hub.set_tools(&server, tools.into_iter().map(convert).collect());
+            }
+        }
+        Err(e) => tracing::warn!(target: "mcp", server = %server, "re-listing tools failed: {e}"),
+    }
+}
+
+/// Servers on protocol 2026-07-28 and later send `tools/list_changed` only
+/// on a `subscriptions/listen` stream; older servers send it unscoped, to
+/// [`HubClient::on_tool_list_changed`]. This listens on the stream where the
+/// server supports it; the task ends with the connection.
+async fn watch_tool_changes(hub: Weak<Hub>, server: String, peer: Peer<RoleClient>) {
+    let filter = SubscriptionFilterBuilder::default().tools_list_changed().build();
+    let mut subscription = match peer.listen(filter).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::debug!(target: "mcp", server = %server, "no list-change subscription ({e})");
+            return;
+        }
+    };
+    while let Ok(Some(notification)) = subscription.next().await {
+        if matches!(notification, ServerNotification::ToolListChangedNotification(_)) {
+            refresh_tools(hub.clone(), server.clone(), peer.clone()).await;
+        }
     }
 }
 
@@ -90,6 +111,7 @@ pub(crate) async fn run(hub: Arc<Hub>, slot: Arc<Slot>) {
                 let started = Instant::now();
                 let token = conn.running.cancellation_token();
                 hub.connected(&slot, conn.running.peer().clone(), conn.tools, conn.pid);
+                tokio::spawn(watch_tool_changes(Arc::downgrade(&hub), name.clone(), conn.running.peer().clone()));
                 let wait = conn.running.waiting();
                 tokio::pin!(wait);
                 tokio::select! {
