@@ -223,6 +223,32 @@ async fn a_crash_mid_call_fails_the_pending_call_instead_of_hanging() -> TestRes
     Ok(())
 }
 
+/// (parent pid, process group) of a live process, read from `/proc/<pid>/stat`.
+#[cfg(target_os = "linux")]
+fn parent_and_group(pid: u32) -> Result<(u32, u32), Error> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name in parentheses may hold spaces; after it come state, ppid, pgrp.
+    let fields: Vec<&str> = stat.rsplit_once(')').ok_or("no command name in stat")?.1.split_whitespace().collect();
+    match fields[..] {
+        [_state, ppid, pgrp, ..] => Ok((ppid.parse()?, pgrp.parse()?)),
+        _ => Err(format!("short stat: {stat}").into()),
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn spawn_child_starts_a_grandchild_in_the_server_process_group() -> TestResult {
+    let (client, _changes, server_pid) = stdio_client(&[]).await?;
+    let grandchild: u32 = text(&client, "spawn_child", json!({})).await?.parse()?;
+    let (parent, group) = parent_and_group(grandchild)?;
+    // SAFETY: kill(2) on a pid we started; it touches no memory.
+    let _ = unsafe { libc::kill(grandchild as libc::pid_t, libc::SIGKILL) };
+    assert_eq!(parent, server_pid);
+    assert_eq!(group, parent_and_group(server_pid)?.1);
+    client.cancel().await?;
+    Ok(())
+}
+
 #[tokio::test]
 async fn streamable_http_serves_every_tool_and_announces_list_changes() -> TestResult {
     let server = start_listening("http", &[]).await?;
