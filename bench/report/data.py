@@ -1,0 +1,172 @@
+"""Reads bench/run's raw results and turns them into figures.
+
+Every figure is computed per repetition and then the median over the
+repetitions is taken; an "added" figure is (through the target) minus
+(direct to the mock) within the same repetition, so drifting machine noise
+cancels as far as it can.
+"""
+
+import csv
+import glob
+import json
+import math
+import os
+import re
+import statistics
+
+TARGETS = ["proxy", "bare", "nginx", "litellm"]
+ALL = ["direct"] + TARGETS
+
+
+def load_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def reps_of(pattern):
+    """{rep number: path} for files named ...rep<N>.<ext>."""
+    found = {}
+    for path in glob.glob(pattern):
+        m = re.search(r"rep(\d+)\.\w+$", path)
+        if m:
+            found[int(m.group(1))] = path
+    return found
+
+
+def percentile(sorted_values, p):
+    """Nearest-rank percentile of an already sorted list; None when empty."""
+    if not sorted_values:
+        return None
+    rank = max(1, min(len(sorted_values), math.ceil(p / 100.0 * len(sorted_values))))
+    return sorted_values[rank - 1]
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def added(per_rep_x, per_rep_direct):
+    """Median over repetitions of (target - direct) in the same repetition."""
+    return median([per_rep_x[r] - per_rep_direct[r] for r in per_rep_x if r in per_rep_direct])
+
+
+def s1(raw):
+    """Latency at one connection: per target p50/p99, added p50/p99, samples."""
+    out = {}
+    per_rep = {}
+    for x in ALL:
+        reps = reps_of(os.path.join(raw, "s1", x, "rep*.csv"))
+        if not reps:
+            continue
+        p50, p99, samples, failed = {}, {}, [], 0
+        for rep, path in reps.items():
+            with open(path) as f:
+                rows = list(csv.DictReader(f))
+            ok = sorted(float(r["request-duration"]) * 1000 for r in rows if r.get("status") == "200")
+            failed += len(rows) - len(ok)
+            p50[rep], p99[rep] = percentile(ok, 50), percentile(ok, 99)
+            samples.extend(ok)
+        per_rep[x] = (p50, p99)
+        out[x] = {"p50": median(p50.values()), "p99": median(p99.values()), "samples": sorted(samples),
+                  "failed": failed, "reps": len(reps)}
+    if "direct" in per_rep:
+        for x in TARGETS:
+            if x in per_rep:
+                out[x]["added_p50"] = added(per_rep[x][0], per_rep["direct"][0])
+                out[x]["added_p99"] = added(per_rep[x][1], per_rep["direct"][1])
+    return out
+
+
+def s2(raw):
+    """Saturation: {size: {target: {rps, p99, errors, ratio, mem}}}."""
+    out = {}
+    for size in ["1k", "16k"]:
+        table = {}
+        rps_by_rep = {}
+        for x in ALL:
+            reps = reps_of(os.path.join(raw, "s2", f"{x}-{size}", "rep*.json"))
+            if not reps:
+                continue
+            rps, p99, errors = {}, {}, 0
+            for rep, path in reps.items():
+                r = load_json(path)
+                rps[rep] = r["requests"] / (r["duration_us"] / 1e6)
+                p99[rep] = r["latency_us"]["p99"] / 1000.0
+                errors += sum(r["errors"].values())
+            mems = [load_json(p) for p in reps_of(os.path.join(raw, "s2", f"{x}-{size}", "mem-rep*.json")).values()]
+            rps_by_rep[x] = rps
+            table[x] = {"rps": median(rps.values()), "p99": median(p99.values()), "errors": errors,
+                        "peak_rss_kib": max((m["rss_kib"] for m in mems), default=None),
+                        "peak_pss_kib": max((m["pss_kib"] for m in mems), default=None)}
+        if "direct" in rps_by_rep:
+            for x in TARGETS:
+                if x in rps_by_rep:
+                    d = rps_by_rep["direct"]
+                    table[x]["ratio"] = median([rps_by_rep[x][r] / d[r] for r in rps_by_rep[x] if r in d])
+        out[size] = table
+    return out
+
+
+def s3_timing(raw):
+    out = {}
+    per_rep = {}
+    for x in ALL:
+        reps = reps_of(os.path.join(raw, "s3", "timing", x, "rep*.json"))
+        if not reps:
+            continue
+        runs = {rep: load_json(p) for rep, p in reps.items()}
+        fig = {}
+        for key in ["ttfc_ms", "gap_ms"]:
+            for p in ["p50", "p99"]:
+                fig[f"{key}_{p}"] = {rep: r[key][p] for rep, r in runs.items()}
+        per_rep[x] = fig
+        out[x] = {k: median(v.values()) for k, v in fig.items()}
+        out[x]["lost"] = sum(r["lost"] for r in runs.values())
+        out[x]["stalled"] = sum(r["stalled"] for r in runs.values())
+    if "direct" in per_rep:
+        for x in TARGETS:
+            if x in per_rep:
+                for k in per_rep[x]:
+                    out[x]["added_" + k] = added(per_rep[x][k], per_rep["direct"][k])
+    return out
+
+
+def s3_hold(raw):
+    """{target: {"levels": {level: [runs]}, "held": highest level all runs held}}."""
+    out = {}
+    for x in ALL:
+        files = glob.glob(os.path.join(raw, "s3", "hold", x, "*-rep*.json"))
+        if not files:
+            continue
+        levels = {}
+        for path in files:
+            level = int(os.path.basename(path).split("-")[0])
+            levels.setdefault(level, []).append(load_json(path))
+        held = None
+        for level in sorted(levels):
+            if all(r["lost"] == 0 and r["stalled"] == 0 for r in levels[level]):
+                held = level
+            else:
+                break
+        out[x] = {"levels": levels, "held": held}
+    return out
+
+
+def s4(raw):
+    out = {}
+    for x in TARGETS:
+        idle = [load_json(p) for p in reps_of(os.path.join(raw, "s4", x, "idle-rep*.json")).values()]
+        if x == "litellm" and os.path.exists(os.path.join(raw, "s4", "litellm-idle.json")):
+            idle = [load_json(os.path.join(raw, "s4", "litellm-idle.json"))]
+        streams = [load_json(p) for p in reps_of(os.path.join(raw, "s4", x, "streams-rep*.json")).values()]
+        if not idle and not streams:
+            continue
+        per_stream = [(s["rss_open_kib"] - s["rss_before_kib"]) / s["max_open"] for s in streams if s["max_open"]]
+        per_stream_pss = [(s["pss_open_kib"] - s["pss_before_kib"]) / s["max_open"] for s in streams if s["max_open"]]
+        out[x] = {"idle_rss_kib": median(m["rss_kib"] for m in idle),
+                  "idle_pss_kib": median(m["pss_kib"] for m in idle),
+                  "per_stream_kib": median(per_stream), "per_stream_pss_kib": median(per_stream_pss),
+                  "open": median(s["max_open"] for s in streams),
+                  "stream_lost": sum(s["lost"] + s["stalled"] for s in streams)}
+    return out

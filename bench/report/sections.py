@@ -1,0 +1,183 @@
+"""The scenario sections of BENCHMARKS.md, one function each."""
+
+from data import ALL, TARGETS
+
+LABELS = {
+    "direct": "direct (the floor)",
+    "proxy": "**mcp-chat-proxy**",
+    "bare": "bare pingora",
+    "nginx": "nginx",
+    "litellm": "LiteLLM",
+}
+
+
+def fmt(v, digits=3):
+    return "–" if v is None else f"{v:.{digits}f}"
+
+
+def ratio(v):
+    return "–" if v is None else f"{v:.2f}×"
+
+
+def s1_section(s1, params):
+    lines = [
+        "## Scenario 1: added latency at one connection",
+        "",
+        f"Non-streaming 1 KiB chat completions, one connection, open loop at a fixed rate with latency "
+        f"correction (oha): {params['s1_requests']} requests at {params['s1_rate']}/s per repetition; LiteLLM "
+        f"{params['s1_litellm_requests']} at {params['s1_litellm_rate']}/s, a quarter of what its latency allows, "
+        "so its queue is not measured. *Added* = through the target minus direct.",
+        "",
+        "| target | p50 ms | p99 ms | added p50 ms | added p99 ms | failed |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for x in ALL:
+        if x in s1:
+            r = s1[x]
+            lines.append(f"| {LABELS[x]} | {fmt(r['p50'])} | {fmt(r['p99'])} | {fmt(r.get('added_p50'))} | "
+                         f"{fmt(r.get('added_p99'))} | {r['failed']} |")
+    return lines + [""]
+
+
+def s2_section(s2, params):
+    lines = [
+        "## Scenario 2: saturation throughput at 32 connections",
+        "",
+        f"wrk, closed loop, 2 threads, 32 keep-alive connections, {params['s2_seconds']} s per run. "
+        "The load generator, the mock and the target share the machine's cores, so these are ratios "
+        "between targets on this box, not the capacity of a dedicated server.",
+        "",
+    ]
+    for size, table in s2.items():
+        lines += [f"### {size.upper()}iB responses", "",
+                  "| target | req/s | p99 ms | ÷ direct | errors |", "| --- | ---: | ---: | ---: | ---: |"]
+        for x in ALL:
+            if x in table:
+                r = table[x]
+                lines.append(f"| {LABELS[x]} | {fmt(r['rps'], 0)} | {fmt(r['p99'], 2)} | {ratio(r.get('ratio'))} | "
+                             f"{r['errors']} |")
+        p, n, li = (table.get(k, {}).get("rps") for k in ("proxy", "nginx", "litellm"))
+        if p and n and li:
+            lines += ["", f"mcp-chat-proxy ÷ nginx: {ratio(p / n)}; ÷ bare pingora: "
+                      f"{ratio(p / table['bare']['rps']) if table.get('bare', {}).get('rps') else '–'}; "
+                      f"÷ LiteLLM: {ratio(p / li)}."]
+        lines.append("")
+    return lines
+
+
+def s3_section(s3, params):
+    t = s3["timing"]
+    lines = [
+        "## Scenario 3: streaming",
+        "",
+        f"Streams of {params['chunks']} chunks every {params['interval_ms']} ms (`bench/src/bin/stream_client.rs`, "
+        "one connection per stream). Timing: "
+        f"{params['s3_streams']} concurrent streams per repetition; time to first chunk (TTFC) from the "
+        "request to the first content chunk; gaps between consecutive chunks as the client receives them.",
+        "",
+        "| target | TTFC p50 ms | TTFC p99 ms | added TTFC p50 | added TTFC p99 | gap p50 ms | gap p99 ms | "
+        "added gap p50 | added gap p99 |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for x in ALL:
+        if x in t:
+            r = t[x]
+            lines.append(
+                f"| {LABELS[x]} | {fmt(r['ttfc_ms_p50'])} | {fmt(r['ttfc_ms_p99'])} | {fmt(r.get('added_ttfc_ms_p50'))} "
+                f"| {fmt(r.get('added_ttfc_ms_p99'))} | {fmt(r['gap_ms_p50'], 2)} | {fmt(r['gap_ms_p99'], 2)} | "
+                f"{fmt(r.get('added_gap_ms_p50'))} | {fmt(r.get('added_gap_ms_p99'))} |")
+    lines += [
+        "",
+        "### Concurrent streams held",
+        "",
+        f"All streams of a level start within one second and each lasts "
+        f"{params['chunks'] * params['interval_ms'] / 1000:.2f} s, so at the peak all are open at once. A level is "
+        f"held when, in every repetition, no stream lost a chunk (or `[DONE]`) and no gap exceeded "
+        f"{params['stall_ms']} ms. Levels stop at the first one not held; LiteLLM is tried at "
+        f"{params['litellm_hold']} only, once. *direct* shows what the mock and client hold on this machine.",
+        "",
+        "| target | held | per level tried: streams lost / stalled, gap p99 ms (worst repetition) |",
+        "| --- | ---: | --- |",
+    ]
+    for x in ALL:
+        h = s3["hold"].get(x)
+        if not h:
+            continue
+        cells = []
+        for level in sorted(h["levels"]):
+            runs = h["levels"][level]
+            lost, stalled = max(r["lost"] for r in runs), max(r["stalled"] for r in runs)
+            gap = max(r["gap_ms"]["p99"] for r in runs)
+            cells.append(f"{level}: {lost} / {stalled}, {gap:.1f}")
+        held = h["held"] if h["held"] is not None else f"< {min(h['levels'])}"
+        lines.append(f"| {LABELS[x]} | {held} | {'; '.join(cells)} |")
+    return lines + [""]
+
+
+def s4_section(s4, s2, params):
+    lines = [
+        "## Scenario 4: memory",
+        "",
+        "Idle: a fresh process after one request. During saturation: the peak over scenario 2's runs. Per "
+        f"open stream: in a fresh process, (memory with {params['mem_streams']} streams open − memory before) ÷ "
+        "streams open. RSS is summed over the server's processes (nginx's master and workers, LiteLLM's); PSS "
+        "splits shared pages among the processes sharing them, so it does not count a library twice.",
+        "",
+        "| target | idle RSS MiB | idle PSS MiB | peak RSS in scenario 2, MiB | per open stream KiB (RSS) | (PSS) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for x in TARGETS:
+        if x not in s4:
+            continue
+        r = s4[x]
+        peaks = [s2[size][x]["peak_rss_kib"] for size in s2 if x in s2[size] and s2[size][x]["peak_rss_kib"]]
+        mib = lambda k: None if k is None else k / 1024  # noqa: E731
+        lines.append(f"| {LABELS[x]} | {fmt(mib(r['idle_rss_kib']), 1)} | {fmt(mib(r['idle_pss_kib']), 1)} | "
+                     f"{fmt(mib(max(peaks)) if peaks else None, 1)} | {fmt(r['per_stream_kib'], 1)} | "
+                     f"{fmt(r['per_stream_pss_kib'], 1)} |")
+    return lines + [""]
+
+
+def cg_section(cg, params):
+    lines = ["## Instructions per proxied request (callgrind)", ""]
+    if not params["callgrind"]:
+        return lines + ["Not run (`--no-callgrind`).", ""]
+    lo, hi = params["callgrind_requests"]
+    lines += [
+        f"Each target under `valgrind --tool=callgrind` ({params['callgrind_threads']} worker thread) serves "
+        f"{lo} requests, then in a fresh process {hi}, one at a time (1 KiB, non-streaming); per request = "
+        f"(total({hi}) − total({lo})) ÷ {hi - lo}, so start-up and shutdown cancel out.",
+        "",
+        f"| target | instructions, {lo} requests | instructions, {hi} requests | per request | ÷ bare pingora |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    bare = (cg.get("bare") or {}).get("per_request")
+    for x in ["proxy", "bare"]:
+        r = cg.get(x)
+        if r:
+            lines.append(f"| {LABELS[x]} | {r['total_lo']:,} | {r['total_hi']:,} | {r['per_request']:,.0f} | "
+                         f"{ratio(r['per_request'] / bare) if bare else '–'} |")
+    if cg.get("extra_self"):
+        lines += ["", "Where the difference goes: instructions per request spent in each function itself "
+                  "(self cost), ours minus bare pingora's, largest first:", "",
+                  "| function | extra instructions per request |", "| --- | ---: |"]
+        lines += [f"| `{name[:110]}` | {cost:,.0f} |" for name, cost in cg["extra_self"] if cost > 0]
+    if cg.get("ours_inclusive"):
+        lines += ["", "Our own functions, inclusive of what they call, per request:", "",
+                  "| function | instructions per request |", "| --- | ---: |"]
+        lines += [f"| `{name[:110]}` | {cost:,.0f} |" for name, cost in cg["ours_inclusive"] if cost > 0]
+    return lines + [""]
+
+
+def later_section():
+    return [
+        "## Scenario 5: tool loop (not yet built)",
+        "",
+        "Added latency and throughput of a chat request that takes tool rounds through the proxy's tool loop. "
+        "Comes with the tool loop.",
+        "",
+        "## Scenario 6: MCP calls (not yet built)",
+        "",
+        "Cost of a tool call through the MCP hub (stdio and streamable HTTP servers). Comes with the MCP hub.",
+        "",
+    ]

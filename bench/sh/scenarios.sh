@@ -1,0 +1,107 @@
+# The scenarios. Sourced by bench/run; each writes raw results under
+# $RAW/<scenario>/ for bench/report.py, which computes every figure.
+
+CHAT=/v1/chat/completions
+
+# oha at a fixed rate (open loop, latency corrected) with one connection.
+s1_latency() {
+  local x=$1 rep=$2 rate=$S1_RATE n=$S1_N
+  if [[ $x == litellm ]]; then rate=$LITELLM_RATE; n=$S1_SLOW_N; fi
+  mkdir -p "$RAW/s1/$x"
+  "${LOAD_CPU[@]}" oha -n "$n" -c 1 -q "$rate" --latency-correction --no-tui --worker-threads 1 \
+    -m POST -T application/json -H "$AUTH" -d "$BODY_1K" \
+    --output-format csv -o "$RAW/s1/$x/rep$rep.csv" "${URL[$x]}$CHAT"
+}
+
+# LiteLLM cannot take the fast targets' rate at one connection: an open-loop
+# run above its capacity would measure its queue, not its latency. Its rate
+# is a quarter of what its closed-loop mean latency allows.
+pick_litellm_rate() {
+  local mean
+  mean=$(oha -n 40 -c 1 --no-tui --worker-threads 1 -m POST -T application/json -H "$AUTH" -d "$BODY_1K" \
+    --output-format json "${URL[litellm]}$CHAT" | python3 -c 'import json,sys; print(json.load(sys.stdin)["summary"]["average"])')
+  LITELLM_RATE=$(python3 -c "print(max(2, min($S1_RATE, int(0.25 / max($mean, 1e-4)))))")
+  log "LiteLLM: mean latency ${mean}s at one connection, so its scenario-1 rate is $LITELLM_RATE/s"
+}
+
+# wrk, closed loop, 32 connections; memory of the target sampled meanwhile.
+s2_saturation() {
+  local x=$1 size=$2 rep=$3 body=$BODY_1K dir=$RAW/s2/$1-$2 watch=
+  [[ $size == 16k ]] && body=$BODY_16K
+  mkdir -p "$dir"
+  if [[ $x != direct ]]; then
+    "$BIN/memwatch" --pid "${PID[$x]}" --for-ms $((S2_SECS * 1000)) >"$dir/mem-rep$rep.json" &
+    watch=$!
+  fi
+  BENCH_BODY=$body WRK_JSON=$dir/rep$rep.json "${LOAD_CPU[@]}" wrk -t2 -c32 -d"${S2_SECS}s" --latency \
+    -s "$BENCH/conf/wrk_post.lua" "${URL[$x]}$CHAT" >"$dir/rep$rep.txt"
+  [[ -z $watch ]] || wait "$watch"
+}
+
+# stream_client TARGET N OUTFILE [extra flags]: N concurrent streams.
+streams() {
+  local x=$1 n=$2 out=$3; shift 3
+  "${LOAD_CPU[@]}" "$BIN/stream_client" --url "${URL[$x]}$CHAT" --streams "$n" --chunks "$CHUNKS" \
+    --first-token-ms "$FIRST_TOKEN_MS" --stall-ms "$STALL_MS" --timeout-s 30 --authorization "${AUTH#*: }" \
+    "$@" >"$out"
+}
+
+# A few streams at a time: time to first chunk and the gaps between chunks.
+s3_timing() {
+  mkdir -p "$RAW/s3/timing/$1"
+  streams "$1" "$S3_STREAMS" "$RAW/s3/timing/$1/rep$2.json" --ramp-ms 300
+}
+
+# held FILE: the run lost no chunk and no stream stalled.
+held() {
+  python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); sys.exit(r["lost"] + r["stalled"] > 0)' "$1"
+}
+
+# Concurrent 64x20 ms streams, level by level, until a level fails in any
+# repetition: all of a level's streams open within one second, so at its
+# peak every one of them is open at once.
+# s3_hold TARGET REPS LEVEL...
+s3_hold() {
+  local x=$1 reps=$2 level rep file ok
+  shift 2
+  mkdir -p "$RAW/s3/hold/$x"
+  for level in "$@"; do
+    ok=1
+    for rep in $(seq 1 "$reps"); do
+      file=$RAW/s3/hold/$x/$level-rep$rep.json
+      streams "$x" "$level" "$file" --ramp-ms 1000 --threads 2
+      held "$file" || ok=0
+    done
+    ((ok)) || { log "  $x: $level streams not held"; return 0; }
+    log "  $x: $level streams held"
+  done
+}
+
+# Memory in a fresh process: idle after one request, then with
+# $MEM_STREAMS streams open at once.
+s4_memory() {
+  local x=$1 rep=$2 dir=$RAW/s4/$1
+  mkdir -p "$dir"
+  start_target "$x"
+  chat_ok "$x"
+  sleep 0.3
+  "$BIN/memwatch" --pid "${PID[$x]}" >"$dir/idle-rep$rep.json"
+  streams "$x" "$MEM_STREAMS" "$dir/streams-rep$rep.json" --ramp-ms 1000 --pid "${PID[$x]}" --threads 2
+  stop "$x"
+}
+
+# Instructions per proxied request: the target under callgrind serves N
+# requests one at a time, then exits; the run's total instruction count
+# differs between two N by exactly the cost of the extra requests.
+cg_run() {
+  local x=$1 n=$2 file=$RAW/callgrind/$1-$2.out
+  mkdir -p "$RAW/callgrind"
+  local wrap=(valgrind --tool=callgrind --callgrind-out-file="$file" --dump-instr=no)
+  THREADS=$CG_THREADS "start_$x" "${wrap[@]}"
+  oha -n "$n" -c 1 --no-tui --worker-threads 1 -m POST -T application/json -H "$AUTH" -d "$BODY_1K" \
+    --output-format json "${URL[$x]}$CHAT" >"$RAW/callgrind/$x-$n.oha.json"
+  # SIGINT: pingora's fast shutdown for the bare proxy; ours drains (nothing in flight) and exits.
+  stop "$x" INT
+  callgrind_annotate --auto=no --inclusive=no --threshold=100 "$file" >"$RAW/callgrind/$x-$n.self.txt" 2>/dev/null || true
+  callgrind_annotate --auto=no --inclusive=yes --threshold=100 "$file" >"$RAW/callgrind/$x-$n.incl.txt" 2>/dev/null || true
+}

@@ -1,0 +1,69 @@
+# Installing, building and preparing. Sourced by bench/run.
+
+# Everything the harness runs, installed when missing (a fresh Debian
+# machine as root): nginx and wrk from Debian, oha from crates.io, LiteLLM's
+# proxy from PyPI, valgrind for the callgrind step.
+install_tools() {
+  local apt=()
+  command -v nginx >/dev/null || apt+=(nginx)
+  command -v wrk >/dev/null || apt+=(wrk)
+  command -v curl >/dev/null || apt+=(curl)
+  command -v setsid >/dev/null || apt+=(util-linux)
+  if ((CALLGRIND)); then command -v valgrind >/dev/null || apt+=(valgrind); fi
+  if ((${#apt[@]})); then
+    ((INSTALL)) || die "missing: ${apt[*]} (run without --no-install, or apt-get install them)"
+    log "installing ${apt[*]} (apt)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt[@]}" >/dev/null
+  fi
+  if ! command -v oha >/dev/null; then
+    ((INSTALL)) || die "missing: oha (cargo install oha --locked)"
+    log "installing oha (cargo install, a few minutes)"
+    cargo install oha --locked --quiet
+  fi
+  PYTHON=${PYTHON:-python3}
+  if ! "$PYTHON" -c 'import litellm.proxy.proxy_cli' 2>/dev/null; then
+    ((INSTALL)) || die "missing: LiteLLM's proxy (pip install 'litellm[proxy]')"
+    log "installing litellm[proxy] (pip)"
+    "$PYTHON" -m pip install -q 'litellm[proxy]' 2>/dev/null ||
+      "$PYTHON" -m pip install -q --break-system-packages 'litellm[proxy]'
+  fi
+  # The console script may be missing from PATH (pyenv shims, --user): run
+  # the same entry point through the interpreter that has the package.
+  LITELLM=("$PYTHON" -c 'import sys; from litellm.proxy.proxy_cli import run_server; sys.argv[0] = "litellm"; run_server()')
+}
+
+build_all() {
+  log "building release binaries (the proxy, then bench/)"
+  (cd "$ROOT" && cargo build --release --locked --quiet)
+  (cd "$BENCH" && cargo build --release --locked --quiet)
+}
+
+prepare_out() {
+  rm -rf "$RAW" "$OUT/logs" "$OUT/nginx"
+  mkdir -p "$RAW/s4" "$OUT/logs"
+  SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/mcp-bench.XXXXXX")
+}
+
+check_ports() {
+  local p
+  for p in "$@"; do port_free "$p" || die "port $p is in use (set BENCH_PORT_BASE to move the ports)"; done
+}
+
+# What the report states about this run besides its measurements.
+write_params() {
+  local placement="free (not pinned; the kernel schedules the targets, the mock and the load generators on all cores)"
+  ((PIN)) && placement="pinned with taskset: targets on CPU 1, mock and load generators on CPU 0"
+  cat >"$RAW/params.json" <<JSON
+{
+  "mode": "$MODE", "reps": $REPS, "placement": "$placement",
+  "threads": $THREADS, "mock_threads": $MOCK_THREADS, "callgrind_threads": $CG_THREADS,
+  "s1_requests": $S1_N, "s1_rate": $S1_RATE, "s1_litellm_requests": $S1_SLOW_N, "s1_litellm_rate": $LITELLM_RATE,
+  "s2_seconds": $S2_SECS, "s3_streams": $S3_STREAMS, "mem_streams": $MEM_STREAMS,
+  "hold_levels": [$(IFS=,; echo "${HOLD_LEVELS[*]}")], "litellm_hold": $LITELLM_HOLD,
+  "chunks": $CHUNKS, "interval_ms": $INTERVAL_MS, "first_token_ms": $FIRST_TOKEN_MS, "stall_ms": $STALL_MS,
+  "callgrind": $CALLGRIND, "callgrind_requests": [$(IFS=,; echo "${CG_N[*]}")],
+  "seconds": {"setup": $T_SETUP, "scenarios": $T_SCENARIOS, "total": $T_TOTAL}
+}
+JSON
+}

@@ -1,0 +1,173 @@
+//! The mock OpenAI upstream every benchmark scenario runs against.
+//!
+//! `POST …/chat/completions` answers a canned `chat.completion` of 1 KiB, or
+//! of 16 KiB when the model name contains `16k`; with `"stream": true` it
+//! answers an SSE stream of `--chunks` content events, the first after
+//! `--first-token-ms` and then one every `--interval-ms`. `GET …/models` and
+//! `GET /healthz` answer too. TCP_NODELAY is set on every connection: with
+//! Nagle's algorithm a small response can wait 40 ms for a delayed ACK, which
+//! would drown everything measured.
+//!
+//! Flags: `--port` (required), `--threads` (1), `--chunks` (64),
+//! `--interval-ms` (20), `--first-token-ms` (0).
+
+use std::cmp::Ordering;
+use std::convert::Infallible;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Either, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response};
+use hyper_util::rt::TokioIo;
+use mcp_chat_proxy_bench::{args::Args, canned};
+use tokio::net::TcpListener;
+use tokio::time::{Instant, Interval, MissedTickBehavior};
+
+type MockBody = Either<Full<Bytes>, UnsyncBoxBody<Bytes, Infallible>>;
+
+struct Config {
+    small: Bytes,
+    large: Bytes,
+    chunks: u32,
+    interval: Duration,
+    first_token: Duration,
+}
+
+/// The two request fields the mock looks at; everything else is ignored.
+#[derive(serde::Deserialize, Default)]
+struct Ask {
+    #[serde(default)]
+    model: String,
+    #[serde(default)]
+    stream: bool,
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fast_mock: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run() -> Result<(), String> {
+    let args = Args::from_env()?;
+    let port: u16 = args.required("port")?;
+    let threads: usize = args.get("threads", 1)?;
+    let config = Arc::new(Config {
+        small: canned::completion(1024),
+        large: canned::completion(16 * 1024),
+        chunks: args.get("chunks", 64)?,
+        // tokio's interval refuses a zero period.
+        interval: Duration::from_millis(args.get("interval-ms", 20)?).max(Duration::from_micros(1)),
+        first_token: Duration::from_millis(args.get("first-token-ms", 0)?),
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(1))
+        .enable_all()
+        .build()
+        .map_err(|e| format!("runtime: {e}"))?;
+    runtime.block_on(async move {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await.map_err(|e| format!("bind {port}: {e}"))?;
+        eprintln!("fast_mock: listening on 127.0.0.1:{port}");
+        serve(listener, config).await;
+        Ok(())
+    })
+}
+
+async fn serve(listener: TcpListener, config: Arc<Config>) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of descriptors under a stream flood: back off, keep serving.
+                eprintln!("fast_mock: accept: {e}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        if let Err(e) = stream.set_nodelay(true) {
+            eprintln!("fast_mock: TCP_NODELAY: {e}");
+        }
+        let config = config.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| handle(req, config.clone()));
+            // A client hanging up mid-response is normal under load.
+            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+        });
+    }
+}
+
+async fn handle(req: Request<Incoming>, config: Arc<Config>) -> Result<Response<MockBody>, Infallible> {
+    let path = req.uri().path();
+    if req.method() == Method::GET && path == "/healthz" {
+        return Ok(json(200, Bytes::from_static(b"{\"status\":\"ok\"}")));
+    }
+    if req.method() == Method::GET && path.ends_with("/models") {
+        return Ok(json(200, canned::models()));
+    }
+    if req.method() != Method::POST || !path.ends_with("/chat/completions") {
+        return Ok(json(404, Bytes::from_static(b"{\"error\":{\"message\":\"no such route\"}}")));
+    }
+    let body = match req.into_body().collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => return Ok(json(400, Bytes::from_static(b"{\"error\":{\"message\":\"bad body\"}}"))),
+    };
+    let ask: Ask = serde_json::from_slice(&body).unwrap_or_default();
+    if ask.stream {
+        return Ok(sse(&config));
+    }
+    let canned = if ask.model.contains("16k") { config.large.clone() } else { config.small.clone() };
+    Ok(json(200, canned))
+}
+
+fn json(status: u16, body: Bytes) -> Response<MockBody> {
+    let mut resp = Response::new(Either::Left(Full::new(body)));
+    *resp.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::OK);
+    resp.headers_mut().insert("content-type", hyper::header::HeaderValue::from_static("application/json"));
+    resp
+}
+
+/// The SSE answer: content events on a fixed schedule, then the finish chunk
+/// and `[DONE]` right after the last one. The schedule starts at the first
+/// chunk, which goes out at once when there is no first-token delay (a timer
+/// would round it up to the timer wheel's next millisecond).
+fn sse(config: &Config) -> Response<MockBody> {
+    let (total, first_token, interval) = (config.chunks, config.first_token, config.interval);
+    let events = futures_util::stream::unfold((None::<Interval>, 0u32), move |(mut ticks, sent)| async move {
+        let frame = match sent.cmp(&total) {
+            Ordering::Greater => return None,
+            Ordering::Equal => canned::stream_end(),
+            Ordering::Less => {
+                match ticks.as_mut() {
+                    Some(ticks) => _ = ticks.tick().await,
+                    None => {
+                        if !first_token.is_zero() {
+                            tokio::time::sleep(first_token).await;
+                        }
+                        let mut schedule = tokio::time::interval_at(Instant::now() + interval, interval);
+                        // A late tick is sent late, not followed by a burst:
+                        // a stall shows as one long gap.
+                        schedule.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                        ticks = Some(schedule);
+                    }
+                }
+                canned::content_event()
+            }
+        };
+        Some((Ok::<_, Infallible>(Frame::data(frame)), (ticks, sent + 1)))
+    });
+    let mut resp = Response::new(Either::Right(StreamBody::new(events).boxed_unsync()));
+    let headers = resp.headers_mut();
+    headers.insert("content-type", hyper::header::HeaderValue::from_static("text/event-stream"));
+    headers.insert("cache-control", hyper::header::HeaderValue::from_static("no-cache"));
+    resp
+}
