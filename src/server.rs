@@ -23,7 +23,17 @@ use crate::settings::Settings;
 /// shut down (children killed) from the exit path.
 pub struct HubRuntime {
     pub hub: Arc<Hub>,
-    runtime: tokio::runtime::Runtime,
+    /// Always `Some` until dropped.
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for HubRuntime {
+    fn drop(&mut self) {
+        // May run inside another runtime (tests, embedding): never block here.
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 impl HubRuntime {
@@ -35,21 +45,19 @@ impl HubRuntime {
             .thread_name("mcp-hub")
             .enable_all()
             .build()?;
-        let hub = runtime.block_on(Hub::start(
-            settings.mcp_servers.clone(),
-            settings.hub.clone(),
-            settings.child_env.clone(),
-        ));
-        Ok(Self { hub, runtime })
+        let start = Hub::start(settings.mcp_servers.clone(), settings.hub.clone(), settings.child_env.clone());
+        // On a thread of its own: the caller may itself be inside a runtime.
+        let hub = std::thread::scope(|s| s.spawn(|| runtime.block_on(start)).join())
+            .map_err(|_| std::io::Error::other("the MCP hub panicked while starting"))?;
+        Ok(Self { hub, runtime: Some(runtime) })
     }
 
-    /// Stops every MCP client and kills every stdio server.
+    /// Stops every MCP client and kills every stdio server. Blocks: call it
+    /// from outside any async context.
     pub fn shutdown(&self) {
-        self.runtime.block_on(self.hub.shutdown());
-    }
-
-    pub fn handle(&self) -> tokio::runtime::Handle {
-        self.runtime.handle().clone()
+        if let Some(rt) = &self.runtime {
+            let _ = std::thread::scope(|s| s.spawn(|| rt.block_on(self.hub.shutdown())).join());
+        }
     }
 }
 

@@ -81,13 +81,20 @@ impl SseDecoder {
         Ok(events)
     }
 
-    /// The stream has ended: a half-received event is an error, never an event.
-    pub fn finish(&mut self) -> Result<(), SseError> {
-        let pending = self.buf.iter().any(|b| *b != b'\r') || self.has_data;
-        if pending {
+    /// The stream has ended: returns the event a final lone `\r` completes;
+    /// a half-received event is an error, never an event.
+    pub fn finish(&mut self) -> Result<Vec<SseEvent>, SseError> {
+        let mut events = Vec::new();
+        if self.buf.last() == Some(&b'\r') {
+            let line = String::from_utf8_lossy(&self.buf[..self.buf.len() - 1]).into_owned();
+            self.buf.clear();
+            self.scanned = 0;
+            events.extend(self.line(&line)?);
+        }
+        if !self.buf.is_empty() || self.has_data {
             return Err(SseError::Truncated);
         }
-        Ok(())
+        Ok(events)
     }
 
     fn line(&mut self, line: &str) -> Result<Option<SseEvent>, SseError> {
@@ -152,8 +159,8 @@ mod tests {
             let mut d = SseDecoder::new(1024);
             let mut got = d.feed(&bytes[..split]).unwrap_or_else(|e| panic!("{e}"));
             got.extend(d.feed(&bytes[split..]).unwrap_or_else(|e| panic!("{e}")));
+            got.extend(d.finish().unwrap_or_else(|e| panic!("{e}")));
             assert_eq!(got, expected(), "split at {split}");
-            assert_eq!(d.finish(), Ok(()));
         }
     }
 
@@ -164,6 +171,7 @@ mod tests {
         for b in STREAM.as_bytes() {
             got.extend(d.feed(std::slice::from_ref(b)).unwrap_or_else(|e| panic!("{e}")));
         }
+        got.extend(d.finish().unwrap_or_else(|e| panic!("{e}")));
         assert_eq!(got, expected());
     }
 

@@ -95,11 +95,18 @@ fn start_binary(upstream: &str, extra: &[(&str, &str)]) -> Running {
         .spawn()
         .unwrap_or_else(|e| panic!("{e}"));
     let deadline = Instant::now() + Duration::from_secs(10);
+    let mut running = Running { child, port, log };
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "the binary did not start listening");
         std::thread::sleep(Duration::from_millis(20));
     }
-    Running { child, port, log }
+    // Something else may hold the port: make sure the listener is ours.
+    assert!(
+        matches!(running.child.try_wait(), Ok(None)),
+        "the binary exited: {}",
+        std::fs::read_to_string(&running.log).unwrap_or_default()
+    );
+    running
 }
 
 fn wait_exit(child: &mut Child, within: Duration) -> Option<i32> {

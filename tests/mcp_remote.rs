@@ -89,3 +89,22 @@ async fn a_call_in_flight_when_the_connection_drops_is_replayed_after_reconnect(
     assert_eq!(out.text, "slept 600ms", "{out:?}");
     hub.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_in_flight_on_a_remote_server_that_dies_fail_fast_not_at_their_timeout() {
+    for (mode, kind) in [("http", "streamable-http"), ("sse", "sse")] {
+        let server = start_remote(mode, 0, &[]);
+        let hub = hub(json!({"r": {"type": kind, "url": url(mode, server.port)}}), quick_settings()).await;
+        let call = tokio::spawn({
+            let hub = hub.clone();
+            async move { hub.call("sleep", json!({"ms": 9000})).await }
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let started = std::time::Instant::now();
+        drop(server);
+        let out = call.await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(out.is_error, "{mode}: {out:?}");
+        assert!(started.elapsed() < Duration::from_secs(3), "{mode}: failed only after {:?}", started.elapsed());
+        hub.shutdown().await;
+    }
+}

@@ -81,7 +81,11 @@ async fn a_crash_fails_the_call_fast_then_the_server_restarts() {
 
     // Tools stay listed while it restarts; then the next call succeeds.
     assert!(hub.catalog().get("echo").is_some());
-    let back = eventually(Duration::from_secs(10), || hub.status()[0].state == Phase::Connected).await;
+    let back = eventually(Duration::from_secs(10), || {
+        let s = &hub.status()[0];
+        s.state == Phase::Connected && s.restarts == 1
+    })
+    .await;
     assert!(back, "{:?}", hub.status());
     assert_eq!(hub.call("echo", json!({"text": "again"})).await.text, "again");
     assert_ne!(hub.call("pid", json!({})).await.text, pid_before, "a new process");
@@ -140,7 +144,13 @@ async fn shutdown_and_restart_leave_no_process_behind() {
         eventually(Duration::from_secs(5), || !alive(grandchild)).await,
         "grandchild {grandchild} outlived a crash"
     );
-    assert!(eventually(Duration::from_secs(10), || hub.status()[0].state == Phase::Connected).await);
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let s = &hub.status()[0];
+            s.state == Phase::Connected && s.restarts == 1
+        })
+        .await
+    );
 
     let server_pid: u32 = hub.call("pid", json!({})).await.text.parse().unwrap_or(0);
     let grandchild: u32 = hub.call("spawn_child", json!({})).await.text.parse().unwrap_or(0);

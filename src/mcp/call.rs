@@ -9,6 +9,7 @@
 //! `retries` times. A call whose stdio server died while running it is not
 //! replayed: the call itself may be what killed it.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use rmcp::model::CallToolRequestParams;
@@ -47,16 +48,20 @@ impl Hub {
         let deadline = Instant::now() + timeout;
         let mut attempt = 0;
         loop {
-            let seen_generation = *slot.generation.borrow();
-            let peer = slot.peer.read().ok().and_then(|p| p.clone());
+            let seen_attempts = *slot.attempts.borrow();
+            // A peer whose transport already closed (the supervisor has not
+            // noticed yet) is no connection: nothing sent on it could arrive.
+            let peer = slot.peer.read().ok().and_then(|p| p.clone()).filter(|p| !p.is_transport_closed());
             let Some(peer) = peer else {
-                if attempt < retries && self.wait_reconnect(slot, seen_generation, deadline).await {
+                if attempt < retries && self.wait_reconnect(slot, seen_attempts, deadline).await {
                     attempt += 1;
                     continue;
                 }
                 return ToolOutput::error(self.unavailable_reason(slot));
             };
+            slot.in_flight.fetch_add(1, Ordering::AcqRel);
             let result = tokio::time::timeout_at(deadline, peer.call_tool(params.clone())).await;
+            slot.in_flight.fetch_sub(1, Ordering::AcqRel);
             match result {
                 Err(_) => {
                     return ToolOutput::error(format!("tool {name:?} did not finish within {} s", timeout.as_secs()))
@@ -71,7 +76,7 @@ impl Hub {
                 }
                 Ok(Err(e)) if is_transport(&e) => {
                     let replayable = matches!(e, ServiceError::TransportSend(_)) || is_remote(slot);
-                    if replayable && attempt < retries && self.wait_reconnect(slot, seen_generation, deadline).await {
+                    if replayable && attempt < retries && self.wait_reconnect(slot, seen_attempts, deadline).await {
                         attempt += 1;
                         continue;
                     }
@@ -85,14 +90,15 @@ impl Hub {
         }
     }
 
-    /// Waits until the server has a connection newer than `seen`, at most
-    /// [`RECONNECT_WAIT`] and never past `deadline`.
+    /// Waits until the supervisor has connected again after `seen` attempts,
+    /// at most [`RECONNECT_WAIT`] and never past `deadline`.
     async fn wait_reconnect(&self, slot: &Slot, seen: u64, deadline: Instant) -> bool {
         let until = deadline.min(Instant::now() + RECONNECT_WAIT);
-        let mut rx = slot.generation.subscribe();
-        let newer = async {
+        let mut rx = slot.attempts.subscribe();
+        let reconnected = async {
             loop {
-                if *rx.borrow_and_update() > seen && slot.peer.read().map(|p| p.is_some()).unwrap_or(false) {
+                let connected = slot.peer.read().map(|p| p.is_some()).unwrap_or(false);
+                if *rx.borrow_and_update() > seen && connected {
                     return true;
                 }
                 if rx.changed().await.is_err() {
@@ -100,7 +106,7 @@ impl Hub {
                 }
             }
         };
-        tokio::time::timeout_at(until, newer).await.unwrap_or(false)
+        tokio::time::timeout_at(until, reconnected).await.unwrap_or(false)
     }
 }
 

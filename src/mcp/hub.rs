@@ -8,6 +8,7 @@
 //! been down for the withdrawal grace period, so the tool list does not flap.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -76,8 +77,11 @@ pub(crate) struct Slot {
     pub config: ServerConfig,
     pub peer: RwLock<Option<Peer<RoleClient>>>,
     state: Mutex<SlotState>,
-    /// Bumped on every successful connection; callers wait on it to retry.
-    pub generation: watch::Sender<u64>,
+    /// Bumped on every connection attempt's outcome, success or failure;
+    /// a retrying call waits on it.
+    pub attempts: watch::Sender<u64>,
+    /// Calls running on this server now (the supervisor pings more often then).
+    pub in_flight: AtomicUsize,
 }
 
 struct SlotState {
@@ -126,7 +130,8 @@ impl Hub {
                         restarts: 0,
                         pid: None,
                     }),
-                    generation: watch::channel(0).0,
+                    attempts: watch::channel(0).0,
+                    in_flight: AtomicUsize::new(0),
                 })
             })
             .collect();
@@ -174,7 +179,7 @@ impl Hub {
     }
 
     fn phase(&self, slot: &Slot, st: &SlotState) -> Phase {
-        let connected = slot.peer.read().map(|p| p.is_some()).unwrap_or(false);
+        let connected = slot.peer.read().map(|p| p.as_ref().is_some_and(|p| !p.is_transport_closed())).unwrap_or(false);
         match (connected, st.down_since) {
             (true, _) => Phase::Connected,
             (false, _) if st.attempts == 0 => Phase::Starting,
@@ -219,8 +224,8 @@ impl Hub {
             *p = Some(peer);
         }
         lock(&self.known).insert(slot.config.name.clone(), tools);
-        slot.generation.send_modify(|g| *g += 1);
         self.rebuild_catalog();
+        slot.attempts.send_modify(|g| *g += 1);
     }
 
     /// Records that a server is down (or that an attempt failed).
@@ -238,6 +243,7 @@ impl Hub {
             }
         }
         self.rebuild_catalog();
+        slot.attempts.send_modify(|g| *g += 1);
     }
 
     /// Replaces a server's tools after `notifications/tools/list_changed`.

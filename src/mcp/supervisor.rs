@@ -5,8 +5,13 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use rmcp::handler::client::ClientHandler;
-use rmcp::model::{ClientCapabilities, ClientConfig, Implementation, ServerNotification, SubscriptionFilterBuilder};
+use rmcp::model::{
+    ClientCapabilities, ClientConfig, ClientRequest, Implementation, PingRequest, ServerNotification,
+    SubscriptionFilterBuilder,
+};
+use rmcp::service::ServiceError;
 use rmcp::service::{NotificationContext, RunningService};
+use rmcp::transport::common::client_side_sse::ExponentialBackoff;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::{Peer, RoleClient, ServiceExt};
@@ -112,12 +117,19 @@ pub(crate) async fn run(hub: Arc<Hub>, slot: Arc<Slot>) {
                 let token = conn.running.cancellation_token();
                 hub.connected(&slot, conn.running.peer().clone(), conn.tools, conn.pid);
                 tokio::spawn(watch_tool_changes(Arc::downgrade(&hub), name.clone(), conn.running.peer().clone()));
+                let peer = conn.running.peer().clone();
                 let wait = conn.running.waiting();
                 tokio::pin!(wait);
                 tokio::select! {
                     quit = &mut wait => {
                         let why = format!("connection ended ({})", describe(quit));
                         tracing::warn!(target: "mcp", server = %name, "{why}");
+                        hub.down(&slot, why);
+                    }
+                    why = liveness(peer, &slot), if is_remote(&slot) => {
+                        tracing::warn!(target: "mcp", server = %name, "{why}; reconnecting");
+                        token.cancel();
+                        let _ = tokio::time::timeout(Duration::from_secs(2), &mut wait).await;
                         hub.down(&slot, why);
                     }
                     _ = hub.shutdown.cancelled() => {
@@ -142,6 +154,40 @@ pub(crate) async fn run(hub: Arc<Hub>, slot: Arc<Slot>) {
         backoff = (backoff * 2).min(hub.settings.backoff_max);
         // Lets a server that has been down past the grace period drop out.
         hub.rebuild_catalog();
+    }
+}
+
+fn is_remote(slot: &Slot) -> bool {
+    !matches!(slot.config.transport, Transport::Stdio { .. })
+}
+
+/// A remote server that dies is not always noticed by its transport (rmcp's
+/// streamable-HTTP client keeps resuming a broken stream), so calls in flight
+/// would wait for their timeout. Pinging finds out: every half second while
+/// calls run, every 15 s otherwise. Returns why the server is deemed gone.
+async fn liveness(peer: Peer<RoleClient>, slot: &Slot) -> String {
+    const BUSY_TICK: Duration = Duration::from_millis(500);
+    const IDLE_EVERY: u32 = 30;
+    let mut ticks = 0u32;
+    let mut misses = 0;
+    loop {
+        tokio::time::sleep(BUSY_TICK).await;
+        ticks += 1;
+        if slot.in_flight.load(std::sync::atomic::Ordering::Acquire) == 0 && ticks % IDLE_EVERY != 0 {
+            continue;
+        }
+        let ping =
+            ClientRequest::PingRequest(PingRequest { method: Default::default(), extensions: Default::default() });
+        match tokio::time::timeout(Duration::from_secs(2), peer.send_request(ping)).await {
+            Ok(Ok(_)) | Ok(Err(ServiceError::McpError(_))) => misses = 0,
+            Ok(Err(e)) => return format!("ping failed: {e}"),
+            Err(_) => {
+                misses += 1;
+                if misses >= 3 {
+                    return "three pings went unanswered".into();
+                }
+            }
+        }
     }
 }
 
@@ -176,8 +222,16 @@ async fn connect(hub: &Arc<Hub>, slot: &Slot) -> Result<Connection, String> {
             (handler.serve(transport).await.map_err(|e| format!("initialize failed: {e}"))?, None)
         }
         Transport::StreamableHttp { url, headers } => {
-            let config =
+            let mut config =
                 StreamableHttpClientTransportConfig::with_uri(url.as_str()).custom_headers(http_headers(headers)?);
+            // rmcp's default resumes a dropped stream forever, leaving calls on a
+            // dead server pending until their timeout: give up fast instead, so
+            // the connection ends and the hub reconnects and replays.
+            let mut backoff = ExponentialBackoff::default();
+            backoff.max_times = Some(3);
+            backoff.base_duration = Duration::from_millis(100);
+            backoff.max_delay = Some(Duration::from_millis(400));
+            config.retry_config = Arc::new(backoff);
             let transport = StreamableHttpClientTransport::from_config(config);
             (handler.serve(transport).await.map_err(|e| format!("initialize failed: {e}"))?, None)
         }
