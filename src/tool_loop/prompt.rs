@@ -1,0 +1,433 @@
+//! The "prompt" tool mode's pure logic, for models without function calling: the tool catalog
+//! rendered into the system prompt, a tool call found in the model's reply, the early decision a
+//! stream needs (hold the reply or release it), and the message that carries a result back.
+//! No I/O: the tool loop owns the rounds.
+
+use std::collections::HashMap;
+use std::ops::Range;
+
+use serde_json::{Map, Value};
+
+/// A tool as the prompt shows it.
+pub struct PromptTool<'a> {
+    pub name: &'a str,
+    pub description: &'a str,
+    pub schema: &'a Value,
+}
+
+const PROMPT_HEAD: &str = "You have access to the tools listed below. \
+Use a tool only when it helps you answer the user.\n\n# Tools\n";
+
+const PROMPT_RULES: &str = "\n# How to call a tool\n\n\
+To call a tool, reply with only a JSON object in exactly this format, with nothing before or after it:\n\
+{\"tool\": \"<tool name>\", \"arguments\": {<arguments matching the tool's schema>}}\n\n\
+- Call one tool at a time. The tool's result will come back to you in a following message; \
+then call another tool or answer.\n\
+- When no tool is needed, reply to the user normally, without any tool JSON.\n\
+- Use only the tool names listed above.\n";
+
+/// The instructions and the catalog, to prepend to the client's own system message (or to send as
+/// the system message when the client has none); empty when there are no tools.
+///
+/// Deterministic, because upstream prompt caches key on these bytes: tools are listed sorted by
+/// name whatever order they come in, and each schema is compact JSON.
+pub fn render_system_prompt(tools: &[PromptTool<'_>]) -> String {
+    if tools.is_empty() {
+        return String::new();
+    }
+    let mut sorted: Vec<&PromptTool<'_>> = tools.iter().collect();
+    sorted.sort_by(|a, b| a.name.cmp(b.name));
+    let mut out = String::from(PROMPT_HEAD);
+    for tool in sorted {
+        let description = match tool.description.trim() {
+            "" => "(no description)",
+            text => text,
+        };
+        out.push_str(&format!("\n## {}\n{}\nArguments (JSON schema): {}\n", tool.name, description, tool.schema));
+    }
+    out.push_str(PROMPT_RULES);
+    out
+}
+
+/// A tool call found in a reply.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DetectedCall {
+    pub name: String,
+    pub arguments: Map<String, Value>,
+}
+
+/// Finds the first tool call in a complete reply (see [`locate_tool_call`] for the rules).
+pub fn detect_tool_call(text: &str, is_known: &dyn Fn(&str) -> bool) -> Option<DetectedCall> {
+    locate_tool_call(text, is_known).map(|(_, call)| call)
+}
+
+/// Finds the first tool call in a complete reply, with the byte range of its JSON object in `text`
+/// (so a caller can tell the prose around it from the call).
+///
+/// A call is a JSON object, anywhere in the text (bare, in a fence, amid prose), whose `"tool"` is
+/// a known tool name; `"name"` stands in for an absent `"tool"` only when the object has no key
+/// besides `"name"` and `"arguments"`, since ordinary data often has a `"name"`. `"arguments"` is
+/// an object, absent, null, or a string holding an object (or blank). A JSON object that is not a
+/// call is data: the objects nested in it are not looked at. Truncated JSON is no call.
+///
+/// The work is bounded (a budget of bytes scanned and parsed, and of parse attempts), so adversarial
+/// text such as 100k `{` costs linear time; past the budget the answer is `None`.
+pub fn locate_tool_call(text: &str, is_known: &dyn Fn(&str) -> bool) -> Option<(Range<usize>, DetectedCall)> {
+    Detector::new(text).run(is_known)
+}
+
+/// Bytes scanned or parsed per byte of the reply, plus a floor so short replies never hit it.
+const WORK_PER_BYTE: usize = 4;
+const WORK_FLOOR: usize = 1 << 20;
+/// Parse attempts: enough for a reply full of code blocks, bounded for one full of `{"`.
+const MAX_PARSES: usize = 1024;
+
+/// What a balanced `{…}` turned out to be.
+enum Candidate {
+    Call(DetectedCall),
+    /// Valid JSON that is not a call: skipped whole.
+    Data,
+    /// Not JSON (prose or code braces): the braces inside it are still candidates.
+    NotJson,
+}
+
+struct Detector<'t> {
+    text: &'t str,
+    /// For each `{` already scanned outside a string: where its object closes, or `None` if it never
+    /// does. A scan from an enclosing `{` sees exactly what a scan from it would, so each byte is
+    /// scanned once in the common case instead of once per enclosing brace.
+    closes: HashMap<usize, Option<usize>>,
+    work_left: usize,
+    parses_left: usize,
+}
+
+impl<'t> Detector<'t> {
+    fn new(text: &'t str) -> Self {
+        let work_left = text.len().saturating_mul(WORK_PER_BYTE).saturating_add(WORK_FLOOR);
+        Detector { text, closes: HashMap::new(), work_left, parses_left: MAX_PARSES }
+    }
+
+    /// Tries every `{` in order; `None` when none starts a call or the budget runs out.
+    fn run(mut self, is_known: &dyn Fn(&str) -> bool) -> Option<(Range<usize>, DetectedCall)> {
+        let bytes = self.text.as_bytes();
+        let mut pos = 0;
+        while let Some(offset) = bytes.get(pos..)?.iter().position(|&b| b == b'{') {
+            let start = pos + offset;
+            pos = start + 1;
+            let close = match self.closes.get(&start) {
+                Some(close) => *close,
+                None => self.scan(start)?,
+            };
+            let Some(end) = close else { continue };
+            match self.judge(start..end + 1, is_known)? {
+                Candidate::Call(call) => return Some((start..end + 1, call)),
+                Candidate::Data => pos = end + 1,
+                Candidate::NotJson => {}
+            }
+        }
+        None
+    }
+
+    /// Finds where the object opened at `start` closes, honouring JSON strings and escapes, and
+    /// records the same for every `{` met outside a string on the way. `None` when out of budget.
+    fn scan(&mut self, start: usize) -> Option<Option<usize>> {
+        let mut open: Vec<usize> = Vec::new();
+        let (mut in_string, mut escaped) = (false, false);
+        for (i, &b) in self.text.as_bytes().iter().enumerate().skip(start) {
+            self.work_left = self.work_left.checked_sub(1)?;
+            if in_string {
+                if escaped {
+                    escaped = false;
+                } else if b == b'\\' {
+                    escaped = true;
+                } else if b == b'"' {
+                    in_string = false;
+                }
+                continue;
+            }
+            match b {
+                b'"' => in_string = true,
+                b'{' => open.push(i),
+                b'}' => {
+                    if let Some(opened) = open.pop() {
+                        self.closes.insert(opened, Some(i));
+                    }
+                    if open.is_empty() {
+                        return Some(Some(i));
+                    }
+                }
+                _ => {}
+            }
+        }
+        for opened in open {
+            self.closes.insert(opened, None);
+        }
+        Some(None)
+    }
+
+    /// Parses one balanced span. `None` when out of budget.
+    fn judge(&mut self, span: Range<usize>, is_known: &dyn Fn(&str) -> bool) -> Option<Candidate> {
+        let candidate = self.text.get(span)?;
+        // A JSON object's `{` is followed by a key or `}`; this spares a parse for prose and code.
+        let after_brace = candidate.get(1..)?.trim_start();
+        if !(after_brace.starts_with('"') || after_brace.starts_with('}')) {
+            return Some(Candidate::NotJson);
+        }
+        self.parses_left = self.parses_left.checked_sub(1)?;
+        self.work_left = self.work_left.checked_sub(candidate.len())?;
+        Some(match serde_json::from_str::<Value>(candidate) {
+            Ok(value) => as_call(value, is_known).map_or(Candidate::Data, Candidate::Call),
+            Err(_) => Candidate::NotJson,
+        })
+    }
+}
+
+/// The call a parsed JSON value stands for, if it is one.
+fn as_call(value: Value, is_known: &dyn Fn(&str) -> bool) -> Option<DetectedCall> {
+    let Value::Object(mut object) = value else { return None };
+    let name = match object.get("tool") {
+        Some(tool) => tool.as_str()?,
+        None => {
+            if object.keys().any(|key| key != "name" && key != "arguments") {
+                return None;
+            }
+            object.get("name")?.as_str()?
+        }
+    };
+    if !is_known(name) {
+        return None;
+    }
+    let name = name.to_owned();
+    let arguments = arguments_of(object.remove("arguments"))?;
+    Some(DetectedCall { name, arguments })
+}
+
+fn arguments_of(arguments: Option<Value>) -> Option<Map<String, Value>> {
+    match arguments {
+        None | Some(Value::Null) => Some(Map::new()),
+        Some(Value::Object(map)) => Some(map),
+        // Models trained on OpenAI's wire format send the arguments as a JSON string.
+        Some(Value::String(text)) if text.trim().is_empty() => Some(Map::new()),
+        Some(Value::String(text)) => match serde_json::from_str(&text) {
+            Ok(Value::Object(map)) => Some(map),
+            _ => None,
+        },
+        Some(_) => None,
+    }
+}
+
+/// For streaming: what the reply's text so far says about whether it may be a tool call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opening {
+    /// Only blanks, or the start of a fence (`` ` `` or ``` `` ```): hold the text and wait.
+    Undecided,
+    /// Starts with `{` or a ``` fence: hold the reply until it is complete, then detect.
+    MaybeTool,
+    /// Anything else: stream it to the client at once.
+    Prose,
+}
+
+const FENCE: &str = "```";
+
+pub fn classify_opening(text_so_far: &str) -> Opening {
+    let text = text_so_far.trim_start();
+    if text.is_empty() || (text.len() < FENCE.len() && FENCE.starts_with(text)) {
+        Opening::Undecided
+    } else if text.starts_with('{') || text.starts_with(FENCE) {
+        Opening::MaybeTool
+    } else {
+        Opening::Prose
+    }
+}
+
+/// The user-role message that carries a tool's result back to the model in prompt mode.
+pub fn tool_result_message(name: &str, text: &str, is_error: bool) -> String {
+    let outcome = if is_error { "failed" } else { "returned" };
+    format!(
+        "Tool `{name}` {outcome}:\n{text}\n\n\
+         To call another tool, reply with only its JSON object in the same format; otherwise answer the user."
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn known(name: &str) -> bool {
+        matches!(name, "echo" | "add" | "search")
+    }
+
+    fn detect(text: &str) -> Option<DetectedCall> {
+        detect_tool_call(text, &known)
+    }
+
+    fn call(name: &str, arguments: Value) -> Option<DetectedCall> {
+        let Value::Object(arguments) = arguments else { panic!("arguments must be an object") };
+        Some(DetectedCall { name: name.to_owned(), arguments })
+    }
+
+    const ECHO_HI: &str = r#"{"tool":"echo","arguments":{"text":"hi"}}"#;
+
+    #[test]
+    fn detect_tool_call_table() {
+        let echo_hi = call("echo", json!({"text": "hi"}));
+        let no_args = call("echo", json!({}));
+        let cases: Vec<(&str, &str, Option<DetectedCall>)> = vec![
+            ("bare", r#"{"tool": "echo", "arguments": {"text": "hi"}}"#, echo_hi.clone()),
+            (
+                "nested arguments",
+                r#"{"tool":"search","arguments":{"filter":{"range":{"from":1,"to":2}},"tags":["a","b"]}}"#,
+                call("search", json!({"filter": {"range": {"from": 1, "to": 2}}, "tags": ["a", "b"]})),
+            ),
+            (
+                "braces and escapes in strings",
+                r#"{"tool":"echo","arguments":{"text":"a } b \" {"}}"#,
+                call("echo", json!({"text": "a } b \" {"})),
+            ),
+            ("name alias", r#"{"name": "echo", "arguments": {"text": "hi"}}"#, echo_hi.clone()),
+            ("arguments absent", r#"{"tool": "echo"}"#, no_args.clone()),
+            ("arguments null", r#"{"tool": "echo", "arguments": null}"#, no_args.clone()),
+            ("arguments as a JSON string", r#"{"tool":"echo","arguments":"{\"text\": \"hi\"}"}"#, echo_hi.clone()),
+            ("arguments as a blank string", r#"{"tool":"echo","arguments":" "}"#, no_args),
+            ("arguments a number", r#"{"tool":"echo","arguments":5}"#, None),
+            ("arguments a string of non-object", r#"{"tool":"echo","arguments":"[1]"}"#, None),
+            ("unknown tool", r#"{"tool": "rm_rf", "arguments": {}}"#, None),
+            ("tool not a string", r#"{"tool": 7, "arguments": {}}"#, None),
+            ("data the user asked for", r#"{"name": "Alice", "age": 30}"#, None),
+            ("data whose name is a tool", r#"{"name": "echo", "age": 30}"#, None),
+            ("data wrapping a call", r#"{"example": {"tool": "echo", "arguments": {}}}"#, None),
+            ("truncated", r#"{"tool": "echo", "arguments": {"text": "hi""#, None),
+            ("truncated in a string", r#"{"tool": "echo", "arguments": {"text": "h"#, None),
+            ("json array", r#"[1, 2, {"name": "Alice"}]"#, None),
+            ("plain answer", "The answer is 42.", None),
+            ("empty", "", None),
+        ];
+        for (what, text, expected) in cases {
+            assert_eq!(detect(text), expected, "case {what:?}: {text}");
+        }
+        // The same call amid other text.
+        for (what, before, after) in [
+            ("json fence", "```json\n", "\n```"),
+            ("bare fence", "```\n", "\n```"),
+            ("prose around", "Let me check.\n", "\nOne moment."),
+            ("two calls", "", r#" {"tool":"add","arguments":{"a":1}}"#),
+            ("array of calls gives the first", "[", r#",{"tool":"add"}]"#),
+            ("unbalanced prose brace first", "Sets look like {a, b. ", ""),
+            ("prose quote and brace first", "He said \"hi {there\". ", ""),
+            ("code braces first", "fn f() { g() }\n", ""),
+            ("unicode prose", "Voilà — ça marche 🎉 ", " ✓"),
+        ] {
+            let text = format!("{before}{ECHO_HI}{after}");
+            assert_eq!(detect(&text), echo_hi, "case {what:?}: {text}");
+        }
+    }
+
+    #[test]
+    fn locate_tool_call_gives_the_span_of_the_object() {
+        let text = "Checking. {\"tool\":\"echo\"} done";
+        let (span, _) = locate_tool_call(text, &known).unwrap_or_else(|| panic!("no call in {text}"));
+        assert_eq!(&text[span], "{\"tool\":\"echo\"}");
+    }
+
+    #[test]
+    fn pathological_inputs_end_without_a_call() {
+        for (what, text, expected) in [
+            ("open braces", "{".repeat(200_000), None),
+            ("open keys", "{\"a\":".repeat(40_000), None),
+            ("braces in and out of strings", "{\"{\"".repeat(50_000), None),
+            ("close braces", "}".repeat(200_000), None),
+            ("open braces then a call", "{".repeat(200_000) + ECHO_HI, call("echo", json!({"text": "hi"}))),
+            ("open keys then a call", "{\"a\":".repeat(40_000) + ECHO_HI, call("echo", json!({"text": "hi"}))),
+        ] {
+            assert_eq!(detect(&text), expected, "case {what:?}");
+        }
+    }
+
+    #[test]
+    fn classify_opening_table() {
+        use Opening::*;
+        for (text, expected) in [
+            ("", Undecided),
+            ("  \n\t\r\n", Undecided),
+            ("`", Undecided),
+            ("\n ``", Undecided),
+            ("```", MaybeTool),
+            ("```json", MaybeTool),
+            (" {", MaybeTool),
+            ("\n\n{\"tool\"", MaybeTool),
+            ("Hello", Prose),
+            ("The {", Prose),
+            ("`x", Prose),
+            ("``x", Prose),
+        ] {
+            assert_eq!(classify_opening(text), expected, "text {text:?}");
+        }
+    }
+
+    #[test]
+    fn system_prompt_is_deterministic_and_lists_every_tool() {
+        let echo_schema = json!({"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]});
+        let add_schema = json!({"type": "object", "properties": {"a": {"type": "number"}, "b": {"type": "number"}}});
+        let echo = PromptTool { name: "echo", description: "Echoes the text back.", schema: &echo_schema };
+        let add = PromptTool { name: "add", description: "Adds a and b.", schema: &add_schema };
+        let prompt = render_system_prompt(&[echo, add]);
+        let echo = PromptTool { name: "echo", description: "Echoes the text back.", schema: &echo_schema };
+        let add = PromptTool { name: "add", description: "Adds a and b.", schema: &add_schema };
+        assert_eq!(prompt, render_system_prompt(&[add, echo]), "the order of the tools must not matter");
+        for needle in [
+            "## echo\n",
+            "## add\n",
+            "Echoes the text back.",
+            "Adds a and b.",
+            &echo_schema.to_string(),
+            &add_schema.to_string(),
+            r#"{"tool": "<tool name>", "arguments": {"#,
+            "one tool at a time",
+            "following message",
+            "reply to the user normally",
+        ] {
+            assert!(prompt.contains(needle), "prompt lacks {needle:?}:\n{prompt}");
+        }
+        assert!(!echo_schema.to_string().contains(' '), "the schema must be compact JSON");
+        assert_eq!(render_system_prompt(&[]), "");
+    }
+
+    #[test]
+    fn tool_result_message_names_the_tool_and_the_outcome() {
+        let ok = tool_result_message("echo", "hi", false);
+        assert!(ok.starts_with("Tool `echo` returned:\nhi\n"), "{ok}");
+        let failed = tool_result_message("echo", "boom", true);
+        assert!(failed.starts_with("Tool `echo` failed:\nboom\n"), "{failed}");
+        assert!(failed.contains("same format") && failed.contains("answer the user"), "{failed}");
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics_on_any_text(text in any::<String>()) {
+            let _ = detect(&text);
+            let _ = classify_opening(&text);
+        }
+
+        #[test]
+        fn never_panics_on_brace_heavy_text(text in r#"[{}\[\]":,\\ aé\n`]{0,300}"#) {
+            let _ = detect(&text);
+            let _ = classify_opening(&text);
+        }
+
+        #[test]
+        fn finds_a_call_anywhere_in_prose_without_braces(
+            prose in "[^{}]{0,200}",
+            cut in any::<prop::sample::Index>(),
+            arguments in prop::collection::btree_map("[a-z]{1,8}", any::<String>(), 0..4),
+        ) {
+            let arguments: Map<String, Value> = arguments.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+            let call_json = json!({"tool": "echo", "arguments": arguments}).to_string();
+            let boundaries: Vec<usize> = prose.char_indices().map(|(i, _)| i).chain([prose.len()]).collect();
+            let at = boundaries[cut.index(boundaries.len())];
+            let text = format!("{}{}{}", &prose[..at], call_json, &prose[at..]);
+            prop_assert_eq!(detect(&text), Some(DetectedCall { name: "echo".to_owned(), arguments }));
+        }
+    }
+}
