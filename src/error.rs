@@ -12,6 +12,9 @@ pub enum ProxyError {
     /// The request cannot be understood (bad JSON, wrong types, bad header values).
     #[error("{message}")]
     BadRequest { message: String, param: Option<String> },
+    /// The request body is larger than the configured cap.
+    #[error("the request body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
     /// No route at this path.
     #[error("no route for {method} {path}; the OpenAI API is served under /v1/")]
     NotFound { method: String, path: String },
@@ -44,6 +47,7 @@ impl ProxyError {
     pub fn status(&self) -> u16 {
         match self {
             Self::BadRequest { .. } => 400,
+            Self::PayloadTooLarge { .. } => 413,
             Self::NotFound { .. } => 404,
             Self::MethodNotAllowed { .. } => 405,
             Self::OriginNotAllowed { .. } => 403,
@@ -57,7 +61,10 @@ impl ProxyError {
     /// OpenAI's `error.type`.
     fn kind(&self) -> &'static str {
         match self {
-            Self::BadRequest { .. } | Self::NotFound { .. } | Self::MethodNotAllowed { .. } => "invalid_request_error",
+            Self::BadRequest { .. }
+            | Self::PayloadTooLarge { .. }
+            | Self::NotFound { .. }
+            | Self::MethodNotAllowed { .. } => "invalid_request_error",
             Self::OriginNotAllowed { .. } => "permission_error",
             Self::UpstreamUnreachable(_) | Self::UpstreamTimeout(_) | Self::UpstreamProtocol(_) => "upstream_error",
             Self::Internal(_) => "server_error",
@@ -68,6 +75,7 @@ impl ProxyError {
     fn code(&self) -> &'static str {
         match self {
             Self::BadRequest { .. } => "invalid_request",
+            Self::PayloadTooLarge { .. } => "request_too_large",
             Self::NotFound { .. } => "unknown_url",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::OriginNotAllowed { .. } => "origin_not_allowed",

@@ -12,6 +12,8 @@
 //! | [`server`] | the pingora server around the gate: listen, run, graceful shutdown |
 //! | [`sse`] | incremental server-sent-events decoder, bounded |
 //! | [`mcp`] | the MCP hub: clients of every configured server, the tool catalog, calls |
+//! | [`upstream`] | calling the LLM for the tool loop: the `ChatUpstream` seam, reqwest client |
+//! | [`tool_loop`] | rounds of upstream call → tool calls → results, both tool modes, streaming or not |
 //!
 //! The gate is a component: [`gate::Gate::new`] builds it from [`settings::Settings`]
 //! and any pingora server can mount it; the binary only wires the command line to it.
@@ -23,3 +25,5 @@ pub mod openai;
 pub mod server;
 pub mod settings;
 pub mod sse;
+pub mod tool_loop;
+pub mod upstream;

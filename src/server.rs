@@ -75,11 +75,11 @@ pub fn server_conf(settings: &Settings) -> ServerConf {
 
 /// A pingora server with the gate listening on `settings.listen_addr()`.
 /// Returns the server and the gate's in-flight counter.
-pub fn build(settings: Arc<Settings>, hub: Arc<Hub>) -> (Server, Arc<AtomicUsize>) {
+pub fn build(settings: Arc<Settings>, hub: Arc<Hub>) -> std::io::Result<(Server, Arc<AtomicUsize>)> {
     let mut server = Server::new_with_opt_and_conf(None, server_conf(&settings));
     server.bootstrap();
 
-    let gate = Gate::new(settings.clone(), hub);
+    let gate = Gate::new(settings.clone(), hub).map_err(|e| std::io::Error::other(e.to_string()))?;
     let in_flight = gate.in_flight();
     let mut options = HttpServerOptions::default();
     options.h2c = settings.server.h2c;
@@ -87,7 +87,7 @@ pub fn build(settings: Arc<Settings>, hub: Arc<Hub>) -> (Server, Arc<AtomicUsize
         ProxyServiceBuilder::new(&server.configuration, gate).name("mcp-chat-proxy").server_options(options).build();
     service.add_tcp(&settings.listen_addr());
     server.add_service(service);
-    (server, in_flight)
+    Ok((server, in_flight))
 }
 
 /// Runs the server in this thread until SIGTERM or SIGINT, then drains:
@@ -95,7 +95,7 @@ pub fn build(settings: Arc<Settings>, hub: Arc<Hub>) -> (Server, Arc<AtomicUsize
 /// period ends, whichever comes first. A second signal exits at once.
 pub fn run(settings: Arc<Settings>) -> std::io::Result<()> {
     let hub = Arc::new(HubRuntime::start(&settings)?);
-    let (server, in_flight) = build(settings, hub.hub.clone());
+    let (server, in_flight) = build(settings, hub.hub.clone())?;
     exit_when_drained(server.watch_execution_phase(), in_flight, hub.clone());
     server.run(RunArgs { shutdown_signal: Box::new(Signals) });
     hub.shutdown();
@@ -195,7 +195,7 @@ pub fn start_in_background(settings: Arc<Settings>) -> std::io::Result<Backgroun
     let addr = settings.listen_addr();
     let (stop, rx) = watch::channel(false);
     let hub = Arc::new(HubRuntime::start(&settings)?);
-    let (server, _) = build(settings, hub.hub.clone());
+    let (server, _) = build(settings, hub.hub.clone())?;
     let thread = std::thread::spawn(move || server.run(RunArgs { shutdown_signal: Box::new(StopSignal(rx)) }));
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(&addr).is_err() && std::time::Instant::now() < deadline {

@@ -9,7 +9,7 @@
 //!
 //! Nothing else in the crate reads environment variables.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::Path;
 use std::time::Duration;
@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::mcp::config::ServerConfig;
 use crate::mcp::HubSettings;
+use crate::tool_loop::Limits;
 
 /// Where the TOML file is looked for when `CONFIG_FILE` is not set.
 pub const DEFAULT_CONFIG_FILE: &str = "conf/mcp-chat-proxy.toml";
@@ -135,6 +136,9 @@ pub struct Settings {
     pub hub: HubSettings,
     /// The part of the environment stdio MCP servers may inherit.
     pub child_env: HashMap<String, String>,
+    pub tool: ToolSettings,
+    /// Largest request body the proxy reads (the tool loop and `/chat`).
+    pub max_body_bytes: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,6 +159,8 @@ struct RawConfig {
     upstream: UpstreamSection,
     cors: CorsSection,
     mcp: McpSection,
+    tool: ToolSection,
+    limits: LimitsSection,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -240,6 +246,85 @@ impl Default for McpSection {
     }
 }
 
+/// The tool loop's knobs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct ToolSection {
+    mode: String,
+    max_rounds: u64,
+    max_calls_per_round: u64,
+    budget_seconds: u64,
+    keepalive_seconds: u64,
+    /// Per-model mode, e.g. `"llama-2-7b" = "prompt"`; a trailing `*` matches a prefix.
+    model_modes: BTreeMap<String, String>,
+}
+
+impl Default for ToolSection {
+    fn default() -> Self {
+        Self {
+            mode: "auto".into(),
+            max_rounds: 10,
+            max_calls_per_round: 8,
+            budget_seconds: 600,
+            keepalive_seconds: 3,
+            model_modes: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct LimitsSection {
+    max_body_bytes: u64,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        Self { max_body_bytes: 32 * 1024 * 1024 }
+    }
+}
+
+/// `TOOL_MODE` and the per-request `x-mcp-tool-mode` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModeSetting {
+    Auto,
+    Native,
+    Prompt,
+}
+
+impl ModeSetting {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Some(Self::Auto),
+            "native" => Some(Self::Native),
+            "prompt" => Some(Self::Prompt),
+            _ => None,
+        }
+    }
+}
+
+/// The validated tool-loop settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolSettings {
+    pub mode: ModeSetting,
+    pub limits: Limits,
+    model_modes: Vec<(String, ModeSetting)>,
+}
+
+impl ToolSettings {
+    /// The configured mode for `model`: its own entry, else the global one.
+    pub fn mode_for(&self, model: &str) -> ModeSetting {
+        self.model_modes
+            .iter()
+            .find(|(pattern, _)| match pattern.strip_suffix('*') {
+                Some(prefix) => model.starts_with(prefix),
+                None => model == pattern,
+            })
+            .map(|(_, m)| *m)
+            .unwrap_or(self.mode)
+    }
+}
+
 /// The servers file looked for by default; it may be absent (no MCP servers).
 pub const DEFAULT_SERVERS_CONFIG: &str = "servers_config.json";
 
@@ -316,6 +401,8 @@ impl Settings {
         };
         let cors = validate_origins(&raw.cors.allowed_origins)?;
         let (mcp_servers, hub) = validate_mcp(&raw.mcp, env)?;
+        let tool = validate_tool(&raw.tool)?;
+        let max_body_bytes = usize::try_from(raw.limits.max_body_bytes).unwrap_or(usize::MAX);
         let child_env = env
             .iter()
             .filter(|(k, _)| crate::mcp::INHERITED_ENV.contains(&k.as_str()))
@@ -336,6 +423,8 @@ impl Settings {
             mcp_servers,
             hub,
             child_env,
+            tool,
+            max_body_bytes,
         })
     }
 
@@ -343,6 +432,29 @@ impl Settings {
     pub fn listen_addr(&self) -> String {
         format!("{}:{}", bracket_v6(&self.host), self.port)
     }
+}
+
+fn validate_tool(t: &ToolSection) -> Result<ToolSettings, SettingsError> {
+    let mode =
+        ModeSetting::parse(&t.mode).ok_or_else(|| invalid("TOOL_MODE", &t.mode, "must be auto, native or prompt"))?;
+    let mut model_modes = Vec::new();
+    for (model, m) in &t.model_modes {
+        let parsed = ModeSetting::parse(m)
+            .ok_or_else(|| invalid(&format!("tool.model_modes.{model}"), m, "must be auto, native or prompt"))?;
+        model_modes.push((model.clone(), parsed));
+    }
+    // Exact names before prefixes, longer prefixes before shorter.
+    model_modes.sort_by_key(|(p, _)| (p.ends_with('*'), std::cmp::Reverse(p.len())));
+    if t.max_rounds == 0 {
+        return Err(invalid("TOOL_MAX_ROUNDS", "0", "must be at least 1"));
+    }
+    let limits = Limits {
+        max_rounds: u32::try_from(t.max_rounds).unwrap_or(u32::MAX),
+        max_calls_per_round: usize::try_from(t.max_calls_per_round.max(1)).unwrap_or(usize::MAX),
+        budget: Duration::from_secs(t.budget_seconds.max(1)),
+        keepalive: Duration::from_secs(t.keepalive_seconds.max(1)),
+    };
+    Ok(ToolSettings { mode, limits, model_modes })
 }
 
 fn validate_mcp(
@@ -466,6 +578,7 @@ fn apply_env_overrides(merged: &mut toml::Value, env: &HashMap<String, String>) 
                         .map(|s| toml::Value::String(s.to_string()))
                         .collect(),
                 ),
+                toml::Value::Table(_) => continue,
                 _ => toml::Value::String(raw.to_string()),
             };
         }

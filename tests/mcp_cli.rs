@@ -7,16 +7,10 @@ use std::process::{Command, Stdio};
 
 use common::mcp::{start_remote, url, TEST_SERVER};
 use common::mock_upstream::MockUpstream;
-use common::{client, start_proxy};
+use common::{client, start_proxy, write_servers};
 use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mcp-chat-proxy");
-
-fn write_servers(servers: Value) -> String {
-    let path = std::env::temp_dir().join(format!("servers-{}.json", uuid::Uuid::new_v4()));
-    std::fs::write(&path, json!({"mcpServers": servers}).to_string()).unwrap_or_else(|e| panic!("{e}"));
-    path.display().to_string()
-}
 
 fn run(args: &[&str], servers_file: &str, env: &[(&str, &str)]) -> (i32, String, String) {
     let out = Command::new(BIN)

@@ -5,11 +5,13 @@
 //! (chunk by chunk, pooled upstream connections). It owns request ids, CORS,
 //! the access log and the OpenAI-shaped errors; it holds no business logic.
 
+mod chat;
 mod cors;
 mod respond;
 mod routes;
 mod upstream_target;
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -22,9 +24,11 @@ use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, Result};
 
+use crate::error::ProxyError;
 use crate::mcp::Hub;
 use crate::openai::models::ModelList;
 use crate::settings::Settings;
+use crate::upstream::{ChatUpstream, HttpUpstream};
 pub use routes::Route;
 use upstream_target::UpstreamTarget;
 
@@ -36,6 +40,9 @@ pub const REQUEST_ID: &str = "x-request-id";
 pub struct Gate {
     settings: Arc<Settings>,
     hub: Arc<Hub>,
+    chat_upstream: Arc<dyn ChatUpstream>,
+    /// Models whose upstream refused the `tools` field: `auto` uses prompt mode for them.
+    prompt_only: std::sync::Mutex<HashSet<String>>,
     upstream: UpstreamTarget,
     in_flight: Arc<AtomicUsize>,
 }
@@ -66,9 +73,43 @@ impl Drop for InFlight {
 }
 
 impl Gate {
-    pub fn new(settings: Arc<Settings>, hub: Arc<Hub>) -> Self {
+    pub fn new(settings: Arc<Settings>, hub: Arc<Hub>) -> Result<Self, ProxyError> {
         let upstream = UpstreamTarget::new(&settings);
-        Self { settings, hub, upstream, in_flight: Arc::new(AtomicUsize::new(0)) }
+        let chat_upstream = Arc::new(HttpUpstream::new(&settings)?);
+        Ok(Self::with_upstream(settings, hub, chat_upstream, upstream))
+    }
+
+    /// A gate whose tool loop calls `chat_upstream` (tests and embedders may
+    /// give their own).
+    pub fn with_chat_upstream(settings: Arc<Settings>, hub: Arc<Hub>, chat_upstream: Arc<dyn ChatUpstream>) -> Self {
+        let upstream = UpstreamTarget::new(&settings);
+        Self::with_upstream(settings, hub, chat_upstream, upstream)
+    }
+
+    fn with_upstream(
+        settings: Arc<Settings>,
+        hub: Arc<Hub>,
+        chat_upstream: Arc<dyn ChatUpstream>,
+        upstream: UpstreamTarget,
+    ) -> Self {
+        Self {
+            settings,
+            hub,
+            chat_upstream,
+            prompt_only: Default::default(),
+            upstream,
+            in_flight: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    fn learned_prompt_only(&self, model: &str) -> bool {
+        self.prompt_only.lock().map(|s| s.contains(model)).unwrap_or(false)
+    }
+
+    fn learn_prompt_only(&self, model: &str) {
+        if let Ok(mut s) = self.prompt_only.lock() {
+            s.insert(model.to_string());
+        }
     }
 
     /// Requests being served right now (for graceful shutdown).
@@ -109,6 +150,11 @@ impl ProxyHttp for Gate {
 
         let answer = match ctx.route {
             Route::Proxy | Route::Models => return Ok(false),
+            Route::ChatCompletions => match chat::applies(self, session) {
+                Ok(false) => return Ok(false),
+                Ok(true) => return chat::handle(self, session, ctx).await,
+                Err(e) => respond::Answer::error(&e),
+            },
             Route::Preflight => return respond::preflight(session, ctx, &self.settings).await,
             Route::Welcome => respond::Answer::json(200, routes::welcome()),
             Route::Health => respond::Answer::json(200, routes::health(&self.hub)),

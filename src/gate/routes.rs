@@ -17,6 +17,8 @@ pub enum Route {
     Preflight,
     /// `GET /v1/models`: proxied, with a fallback list when the upstream cannot answer.
     Models,
+    /// `POST /v1/chat/completions`: the tool loop when MCP tools are available, else proxied.
+    ChatCompletions,
     /// Every other `/v1/*` request: proxied transparently.
     Proxy,
     /// A path the proxy does not serve.
@@ -36,6 +38,7 @@ impl Route {
             "/healthz" if get => Route::Health,
             "/" | "/healthz" => Route::MethodNotAllowed,
             "/v1/models" if get => Route::Models,
+            "/v1/chat/completions" if method == Method::POST => Route::ChatCompletions,
             p if p == "/v1" || p.starts_with("/v1/") => Route::Proxy,
             _ => Route::NotFound,
         }
@@ -93,7 +96,8 @@ mod tests {
         assert_eq!(Route::classify(&Method::POST, "/"), Route::MethodNotAllowed);
         assert_eq!(Route::classify(&Method::GET, "/v1/models"), Route::Models);
         assert_eq!(Route::classify(&Method::GET, "/v1/models/gpt-4o"), Route::Proxy);
-        assert_eq!(Route::classify(&Method::POST, "/v1/chat/completions"), Route::Proxy);
+        assert_eq!(Route::classify(&Method::POST, "/v1/chat/completions"), Route::ChatCompletions);
+        assert_eq!(Route::classify(&Method::POST, "/v1/embeddings"), Route::Proxy);
         assert_eq!(Route::classify(&Method::GET, "/v1x"), Route::NotFound);
         assert_eq!(Route::classify(&Method::OPTIONS, "/v1/chat/completions"), Route::Preflight);
     }

@@ -151,6 +151,50 @@ impl Reply {
     }
 }
 
+/// A completion whose message asks for tool calls: `(id, name, arguments)`.
+pub fn tool_calls_completion(calls: &[(&str, &str, Value)]) -> Value {
+    let calls: Vec<Value> = calls
+        .iter()
+        .map(|(id, name, args)| json!({"id": id, "type": "function", "function": {"name": name, "arguments": args.to_string()}}))
+        .collect();
+    json!({
+        "id": "chatcmpl-tools",
+        "object": "chat.completion",
+        "created": 1_700_000_001,
+        "model": "mock-model",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": null, "tool_calls": calls}, "finish_reason": "tool_calls"}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13}
+    })
+}
+
+impl Reply {
+    /// A non-streamed answer asking for tool calls.
+    pub fn tool_calls(calls: &[(&str, &str, Value)]) -> Self {
+        Self::json(200, tool_calls_completion(calls))
+    }
+
+    /// A streamed answer asking for tool calls, the arguments split in two
+    /// pieces per call and the calls interleaved, as real servers do.
+    pub fn tool_calls_stream(calls: &[(&str, &str, Value)]) -> Self {
+        let mut r = Self::sse().event(chunk(json!({"role": "assistant", "content": null}), None));
+        for (i, (id, name, _)) in calls.iter().enumerate() {
+            r = r.event(chunk(
+                json!({"tool_calls": [{"index": i, "id": id, "type": "function", "function": {"name": name, "arguments": ""}}]}),
+                None,
+            ));
+        }
+        for half in 0..2 {
+            for (i, (_, _, args)) in calls.iter().enumerate() {
+                let text = args.to_string();
+                let mid = text.len() / 2;
+                let piece = if half == 0 { &text[..mid] } else { &text[mid..] };
+                r = r.event(chunk(json!({"tool_calls": [{"index": i, "function": {"arguments": piece}}]}), None));
+            }
+        }
+        r.event(chunk(json!({}), Some("tool_calls"))).done()
+    }
+}
+
 /// A chat completion object with `content`.
 pub fn completion(content: &str) -> Value {
     json!({

@@ -81,6 +81,24 @@ pub fn start_proxy(upstream_base: &str, extra: &[(&str, &str)]) -> Proxy {
     Proxy { url: format!("http://127.0.0.1:{port}"), port, _server: server }
 }
 
+/// Writes `{"mcpServers": servers}` to a fresh temporary file and returns its path.
+pub fn write_servers(servers: serde_json::Value) -> String {
+    let path = std::env::temp_dir().join(format!("servers-{}.json", uuid::Uuid::new_v4()));
+    std::fs::write(&path, serde_json::json!({ "mcpServers": servers }).to_string()).unwrap_or_else(|e| panic!("{e}"));
+    path.display().to_string()
+}
+
+/// A proxy with our test MCP server (over stdio, tools limited to `tools`)
+/// in front of `upstream_base`.
+pub fn start_proxy_with_tools(upstream_base: &str, tools: &str, extra: &[(&str, &str)]) -> Proxy {
+    let file = write_servers(serde_json::json!({
+        "test": {"command": mcp::TEST_SERVER, "args": ["stdio", "--tools", tools], "timeout_seconds": 2}
+    }));
+    let mut env: Vec<(&str, &str)> = vec![("MCP_SERVERS_CONFIG", file.as_str()), ("TOOL_KEEPALIVE_SECONDS", "1")];
+    env.extend_from_slice(extra);
+    start_proxy(upstream_base, &env)
+}
+
 /// An HTTP client that keeps nothing between tests and never waits forever.
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap_or_else(|e| panic!("client: {e}"))

@@ -1,0 +1,216 @@
+//! `POST /v1/chat/completions` with MCP tools: read and check the body, pick
+//! the tool mode, run the tool loop, and write its answer, streaming or not.
+//! A client that hangs up cancels the loop, and with it the upstream request
+//! and the tool calls.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use pingora::http::ResponseHeader;
+use pingora::proxy::Session;
+use pingora::Result;
+use tokio::sync::mpsc;
+
+use super::respond::{self, Answer};
+use super::{cors, Gate, RequestCtx, REQUEST_ID};
+use crate::error::ProxyError;
+use crate::openai::chat::{parse_request, ChatRequest};
+use crate::settings::ModeSetting;
+use crate::tool_loop::{rejects_tools, Finish, Run, ToolMode};
+use crate::upstream::Caller;
+
+/// Whether this request goes through the tool loop: tools exist and the
+/// client did not turn them off. Otherwise it is proxied as it is.
+pub fn applies(gate: &Gate, session: &Session) -> Result<bool, ProxyError> {
+    match header(session, "x-mcp-tools").as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("on") | Some("auto") => {}
+        Some("off") => return Ok(false),
+        Some(other) => {
+            return Err(ProxyError::bad_request(
+                format!("x-mcp-tools must be on or off, not {other:?}"),
+                Some("x-mcp-tools"),
+            ))
+        }
+    }
+    mode_header(session)?;
+    Ok(!gate.hub.catalog().is_empty())
+}
+
+fn header(session: &Session, name: &str) -> Option<String> {
+    session.req_header().headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+}
+
+fn mode_header(session: &Session) -> Result<Option<ModeSetting>, ProxyError> {
+    match header(session, "x-mcp-tool-mode") {
+        None => Ok(None),
+        Some(v) => ModeSetting::parse(&v).map(Some).ok_or_else(|| {
+            ProxyError::bad_request(
+                format!("x-mcp-tool-mode must be auto, native or prompt, not {v:?}"),
+                Some("x-mcp-tool-mode"),
+            )
+        }),
+    }
+}
+
+/// Handles the request completely (always `Ok(true)` unless the write fails).
+pub async fn handle(gate: &Gate, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+    let req = match read_request(gate, session).await {
+        Ok(req) => req,
+        Err(e) => {
+            respond::send(session, ctx, &gate.settings, Answer::error(&e)).await?;
+            return Ok(true);
+        }
+    };
+    let requested = mode_header(session).ok().flatten();
+    let configured = requested.unwrap_or_else(|| gate.settings.tool.mode_for(&req.model));
+    let learned_prompt = gate.learned_prompt_only(&req.model);
+    let mode = match configured {
+        ModeSetting::Native => ToolMode::Native,
+        ModeSetting::Prompt => ToolMode::Prompt,
+        ModeSetting::Auto if learned_prompt => ToolMode::Prompt,
+        ModeSetting::Auto => ToolMode::Native,
+    };
+    let mcp = req.tool_choice.as_ref().and_then(|c| c.as_str()) != Some("none");
+    let authorization = header(session, "authorization");
+    let caller = Caller { authorization, request_id: ctx.request_id.clone() };
+    let mut finish = execute(gate, session, ctx, &req, mode, mcp, caller.clone()).await?;
+    if let Some(Finish::Upstream { status, body, .. }) = &finish {
+        if configured == ModeSetting::Auto && mode == ToolMode::Native && rejects_tools(*status, body) {
+            tracing::info!(model = %req.model, "the upstream rejects the tools field; using prompt mode for this model");
+            gate.learn_prompt_only(&req.model);
+            finish = execute(gate, session, ctx, &req, ToolMode::Prompt, mcp, caller).await?;
+        }
+    }
+    if let Some(finish) = finish {
+        write_finish(gate, session, ctx, finish).await?;
+    }
+    Ok(true)
+}
+
+async fn read_request(gate: &Gate, session: &mut Session) -> Result<ChatRequest, ProxyError> {
+    let cap = gate.settings.max_body_bytes;
+    let declared = header(session, "content-length").and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > cap) {
+        return Err(ProxyError::PayloadTooLarge { limit: cap });
+    }
+    let mut body = Vec::with_capacity(declared.unwrap_or(0).min(cap));
+    loop {
+        match session.read_request_body().await {
+            Ok(Some(piece)) => {
+                if body.len() + piece.len() > cap {
+                    return Err(ProxyError::PayloadTooLarge { limit: cap });
+                }
+                body.extend_from_slice(&piece);
+            }
+            Ok(None) => break,
+            Err(e) => return Err(ProxyError::bad_request(format!("could not read the request body: {e}"), None)),
+        }
+    }
+    parse_request(&body).map_err(|(message, param)| ProxyError::bad_request(message, param))
+}
+
+/// Runs the loop while watching for the client to hang up. Returns the
+/// finish still to be written (`None` when it was fully written, or the
+/// client is gone).
+async fn execute(
+    gate: &Gate,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    req: &ChatRequest,
+    mode: ToolMode,
+    mcp: bool,
+    caller: Caller,
+) -> Result<Option<Finish>> {
+    let tools: Arc<dyn crate::tool_loop::ToolRunner> = gate.hub.clone();
+    let run =
+        Run { upstream: &*gate.chat_upstream, tools: &*tools, limits: &gate.settings.tool.limits, caller, mode, mcp };
+    let (tx, mut rx) = if req.is_stream() {
+        let (tx, rx) = mpsc::channel::<Bytes>(32);
+        (Some(tx), Some(rx))
+    } else {
+        (None, None)
+    };
+    let work = run.run(req.clone(), tx);
+    tokio::pin!(work);
+    let mut header_sent = false;
+    let mut watch_client = true;
+    let mut result = None;
+    loop {
+        tokio::select! {
+            bytes = recv(&mut rx), if rx.is_some() => match bytes {
+                Some(bytes) => {
+                    if !header_sent {
+                        session.write_response_header(Box::new(sse_header(gate, ctx)?), false).await?;
+                        ctx.local_status = Some(200);
+                        header_sent = true;
+                    }
+                    session.write_response_body(Some(bytes), false).await?;
+                }
+                None => rx = None,
+            },
+            r = &mut work, if result.is_none() => result = Some(r),
+            gone = session.read_body_or_idle(true), if watch_client => {
+                if gone.is_err() {
+                    tracing::info!(request_id = %ctx.request_id, "client went away; cancelling");
+                    return Ok(None);
+                }
+                watch_client = false;
+            }
+        }
+        // Done once the loop has finished and its channel has drained.
+        if result.is_some() && rx.is_none() {
+            break;
+        }
+    }
+    let result = result.unwrap_or(Ok(Finish::Gone));
+    if header_sent {
+        session.write_response_body(None, true).await?;
+        return Ok(None);
+    }
+    match result {
+        Ok(Finish::Streamed) | Ok(Finish::Gone) => Ok(None),
+        Ok(other) => Ok(Some(other)),
+        Err(e) => {
+            respond::send(session, ctx, &gate.settings, Answer::error(&e)).await?;
+            Ok(None)
+        }
+    }
+}
+
+async fn recv(rx: &mut Option<mpsc::Receiver<Bytes>>) -> Option<Bytes> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn sse_header(gate: &Gate, ctx: &RequestCtx) -> Result<ResponseHeader> {
+    let mut resp = ResponseHeader::build(200, Some(6))?;
+    resp.insert_header("content-type", "text/event-stream")?;
+    resp.insert_header("cache-control", "no-cache")?;
+    resp.insert_header(REQUEST_ID, ctx.request_id.as_str())?;
+    cors::decorate(&mut resp, &gate.settings.cors, ctx.allow_origin.as_ref());
+    Ok(resp)
+}
+
+async fn write_finish(gate: &Gate, session: &mut Session, ctx: &mut RequestCtx, finish: Finish) -> Result<()> {
+    match finish {
+        Finish::Completion(body) => respond::send(session, ctx, &gate.settings, Answer::json(200, body)).await,
+        Finish::Upstream { status, retry_after, content_type, body } => {
+            let mut resp = respond::json_header(status, body.len())?;
+            if let Some(ct) = content_type {
+                resp.insert_header("content-type", ct)?;
+            }
+            if let Some(ra) = retry_after {
+                resp.insert_header("retry-after", ra)?;
+            }
+            resp.insert_header(REQUEST_ID, ctx.request_id.as_str())?;
+            cors::decorate(&mut resp, &gate.settings.cors, ctx.allow_origin.as_ref());
+            ctx.local_status = Some(status);
+            ctx.upstream_status = Some(status);
+            session.write_response_header(Box::new(resp), false).await?;
+            session.write_response_body(Some(body), true).await
+        }
+        Finish::Streamed | Finish::Gone => Ok(()),
+    }
+}

@@ -1,0 +1,205 @@
+//! Calling the LLM for the tool loop: the [`ChatUpstream`] seam and its
+//! reqwest implementation (pooled keep-alive, TCP_NODELAY, timeouts,
+//! incremental SSE decoding). Transparent requests do not come here: pingora
+//! proxies those itself.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use serde_json::Value;
+
+use crate::error::ProxyError;
+use crate::openai::chat::{ChatCompletion, Chunk};
+use crate::settings::Settings;
+use crate::sse::SseDecoder;
+
+/// Largest SSE event accepted from the upstream.
+const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
+
+/// One item of an upstream stream.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamItem {
+    Chunk(Chunk),
+    /// `data: [DONE]`
+    Done,
+}
+
+pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<StreamItem, ProxyError>> + Send>>;
+
+/// What the upstream answered, once its response head has arrived.
+pub enum UpstreamReply {
+    Complete(ChatCompletion),
+    Stream(ChunkStream),
+    /// A non-2xx answer, passed to the client unchanged.
+    Failed {
+        status: u16,
+        retry_after: Option<String>,
+        content_type: Option<String>,
+        body: Bytes,
+    },
+}
+
+/// Who the request is made for: what decides the upstream's `Authorization`.
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    /// The client's own `Authorization` header, used when no upstream key is configured.
+    pub authorization: Option<String>,
+    pub request_id: String,
+}
+
+/// The seam between the tool loop and the network.
+#[async_trait]
+pub trait ChatUpstream: Send + Sync {
+    /// Sends one chat-completions request with `body` and returns when the
+    /// response head has arrived: a completion, a stream (when `body` asks
+    /// for one), or the upstream's error answer. `Err` means no answer at all
+    /// (unreachable, timed out, unreadable).
+    async fn send(&self, body: &Value, caller: &Caller) -> Result<UpstreamReply, ProxyError>;
+}
+
+pub struct HttpUpstream {
+    client: reqwest::Client,
+    url: String,
+    bearer: Option<String>,
+    first_byte_timeout: Duration,
+}
+
+impl HttpUpstream {
+    pub fn new(settings: &Settings) -> Result<Self, ProxyError> {
+        let t = &settings.upstream_timeouts;
+        let client = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .connect_timeout(t.connect)
+            .read_timeout(t.read)
+            .pool_idle_timeout(t.pool_idle)
+            .build()
+            .map_err(|e| ProxyError::Internal(format!("building the upstream client: {e}")))?;
+        let u = &settings.upstream;
+        let scheme = if u.tls { "https" } else { "http" };
+        let host = if u.host.contains(':') { format!("[{}]", u.host) } else { u.host.clone() };
+        Ok(Self {
+            client,
+            url: format!("{scheme}://{host}:{}{}/chat/completions", u.port, u.path_prefix),
+            bearer: settings.openai_api_key.as_ref().map(|k| format!("Bearer {}", k.expose())),
+            first_byte_timeout: t.read,
+        })
+    }
+}
+
+#[async_trait]
+impl ChatUpstream for HttpUpstream {
+    async fn send(&self, body: &Value, caller: &Caller) -> Result<UpstreamReply, ProxyError> {
+        let mut req = self.client.post(&self.url).json(body).header("x-request-id", &caller.request_id);
+        if let Some(auth) = self.bearer.as_ref().or(caller.authorization.as_ref()) {
+            let mut value = http::HeaderValue::from_str(auth)
+                .map_err(|_| ProxyError::bad_request("the Authorization header is not valid", None))?;
+            value.set_sensitive(true);
+            req = req.header("authorization", value);
+        }
+        let resp = tokio::time::timeout(self.first_byte_timeout, req.send())
+            .await
+            .map_err(|_| ProxyError::UpstreamTimeout("no response within the read timeout".into()))?
+            .map_err(classify)?;
+        let status = resp.status().as_u16();
+        let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let content_type = header("content-type");
+        if !(200..300).contains(&status) {
+            let retry_after = header("retry-after");
+            let body = resp.bytes().await.map_err(classify)?;
+            return Ok(UpstreamReply::Failed { status, retry_after, content_type, body });
+        }
+        if content_type.as_deref().is_some_and(|c| c.starts_with("text/event-stream")) {
+            return Ok(UpstreamReply::Stream(decode_stream(resp)));
+        }
+        let bytes = resp.bytes().await.map_err(classify)?;
+        let completion = serde_json::from_slice(&bytes)
+            .map_err(|e| ProxyError::UpstreamProtocol(format!("unreadable completion: {e}")))?;
+        Ok(UpstreamReply::Complete(completion))
+    }
+}
+
+fn classify(e: reqwest::Error) -> ProxyError {
+    if e.is_timeout() {
+        ProxyError::UpstreamTimeout("the upstream stopped answering".into())
+    } else if e.is_connect() {
+        ProxyError::UpstreamUnreachable("cannot connect".into())
+    } else if e.is_body() || e.is_decode() {
+        ProxyError::UpstreamUnreachable("the response was cut off".into())
+    } else {
+        ProxyError::UpstreamUnreachable(e.without_url().to_string())
+    }
+}
+
+/// The response body as chunks, decoded as they arrive. A stream that ends
+/// without `[DONE]` mid-event, or that is cut, yields an error.
+fn decode_stream(resp: reqwest::Response) -> ChunkStream {
+    struct State {
+        body: Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>,
+        decoder: SseDecoder,
+        pending: std::collections::VecDeque<Result<StreamItem, ProxyError>>,
+        finished: bool,
+    }
+    let state = State {
+        body: Box::pin(resp.bytes_stream()),
+        decoder: SseDecoder::new(MAX_EVENT_BYTES),
+        pending: Default::default(),
+        finished: false,
+    };
+    let stream = futures_util::stream::unfold(state, |mut st| async move {
+        loop {
+            if let Some(item) = st.pending.pop_front() {
+                return Some((item, st));
+            }
+            if st.finished {
+                return None;
+            }
+            match st.body.next().await {
+                Some(Ok(bytes)) => match st.decoder.feed(&bytes) {
+                    Ok(events) => st.pending.extend(events.iter().filter_map(|ev| parse_event(&ev.data))),
+                    Err(e) => {
+                        st.finished = true;
+                        st.pending.push_back(Err(ProxyError::UpstreamProtocol(e.to_string())));
+                    }
+                },
+                Some(Err(e)) => {
+                    st.finished = true;
+                    st.pending.push_back(Err(classify(e)));
+                }
+                None => {
+                    st.finished = true;
+                    match st.decoder.finish() {
+                        Ok(events) => st.pending.extend(events.iter().filter_map(|ev| parse_event(&ev.data))),
+                        Err(e) => st.pending.push_back(Err(ProxyError::UpstreamUnreachable(e.to_string()))),
+                    }
+                }
+            }
+        }
+    });
+    Box::pin(stream)
+}
+
+fn parse_event(data: &str) -> Option<Result<StreamItem, ProxyError>> {
+    let data = data.trim();
+    if data.is_empty() {
+        return None;
+    }
+    if data == "[DONE]" {
+        return Some(Ok(StreamItem::Done));
+    }
+    let value: Value = match serde_json::from_str(data) {
+        Ok(v) => v,
+        Err(e) => return Some(Err(ProxyError::UpstreamProtocol(format!("unreadable stream event: {e}")))),
+    };
+    if let Some(err) = value.get("error") {
+        let message = err.get("message").and_then(Value::as_str).unwrap_or("error event in the stream");
+        return Some(Err(ProxyError::UpstreamProtocol(message.to_string())));
+    }
+    Some(
+        serde_json::from_value(value)
+            .map(StreamItem::Chunk)
+            .map_err(|e| ProxyError::UpstreamProtocol(format!("unreadable chunk: {e}"))),
+    )
+}
