@@ -83,3 +83,48 @@ async fn a_stream_cut_by_the_upstream_makes_the_sdk_raise() {
     let out = sdk(&proxy.base_url(), "stream_error").await;
     assert!(out["raised"].is_string(), "the SDK accepted a truncated stream: {out}");
 }
+
+/// With MCP tools configured, the same SDK calls go through the tool loop.
+fn proxy_with_tools(mock: &MockUpstream) -> common::Proxy {
+    common::start_proxy_with_tools(&mock.base_url(), "echo,add", &[])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streaming_with_a_tool_round_assembles_exactly_the_final_answer() {
+    let mock = MockUpstream::start().await;
+    let proxy = proxy_with_tools(&mock);
+    mock.push(Reply::tool_calls_stream(&[("c1", "add", json!({"a": 20, "b": 22}))]));
+    mock.push(Reply::chat_stream(&["The answer ", "is ", "42."], Duration::from_millis(5)));
+    let out = sdk(&proxy.base_url(), "stream").await;
+    assert_eq!(out["content"], "The answer is 42.");
+    assert_eq!(out["finish_reason"], "stop");
+    assert_eq!(mock.requests().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_streaming_with_a_tool_round() {
+    let mock = MockUpstream::start().await;
+    let proxy = proxy_with_tools(&mock);
+    mock.push(Reply::tool_calls(&[("c1", "echo", json!({"text": "Paris"}))]));
+    mock.push(Reply::chat("Paris."));
+    let out = sdk(&proxy.base_url(), "chat").await;
+    assert_eq!(out["content"], "Paris.");
+    assert_eq!(out["finish_reason"], "stop");
+    assert_eq!(out["total_tokens"], 13 + 12);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_failure_after_a_tool_round_makes_the_sdk_raise() {
+    let mock = MockUpstream::start().await;
+    let proxy = proxy_with_tools(&mock);
+    mock.push(Reply::tool_calls_stream(&[("c1", "echo", json!({"text": "x"}))]));
+    mock.push(
+        Reply::sse()
+            .event(chunk(json!({"role": "assistant", "content": "half an"}), None))
+            .sleep(Duration::from_millis(30))
+            .drop_connection(),
+    );
+    let out = sdk(&proxy.base_url(), "stream_error").await;
+    assert!(out["raised"].is_string(), "the SDK accepted a truncated stream: {out}");
+    assert_eq!(out["content"], "half an");
+}
