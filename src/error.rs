@@ -15,6 +15,9 @@ pub enum ProxyError {
     /// The request body is larger than the configured cap.
     #[error("the request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    /// A `/chat` session that does not exist, expired, or is not the caller's.
+    #[error("no session {id}")]
+    SessionNotFound { id: String },
     /// No route at this path.
     #[error("no route for {method} {path}; the OpenAI API is served under /v1/")]
     NotFound { method: String, path: String },
@@ -48,7 +51,7 @@ impl ProxyError {
         match self {
             Self::BadRequest { .. } => 400,
             Self::PayloadTooLarge { .. } => 413,
-            Self::NotFound { .. } => 404,
+            Self::NotFound { .. } | Self::SessionNotFound { .. } => 404,
             Self::MethodNotAllowed { .. } => 405,
             Self::OriginNotAllowed { .. } => 403,
             Self::UpstreamUnreachable(_) => 502,
@@ -64,6 +67,7 @@ impl ProxyError {
             Self::BadRequest { .. }
             | Self::PayloadTooLarge { .. }
             | Self::NotFound { .. }
+            | Self::SessionNotFound { .. }
             | Self::MethodNotAllowed { .. } => "invalid_request_error",
             Self::OriginNotAllowed { .. } => "permission_error",
             Self::UpstreamUnreachable(_) | Self::UpstreamTimeout(_) | Self::UpstreamProtocol(_) => "upstream_error",
@@ -77,6 +81,7 @@ impl ProxyError {
             Self::BadRequest { .. } => "invalid_request",
             Self::PayloadTooLarge { .. } => "request_too_large",
             Self::NotFound { .. } => "unknown_url",
+            Self::SessionNotFound { .. } => "session_not_found",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::OriginNotAllowed { .. } => "origin_not_allowed",
             Self::UpstreamUnreachable(_) => "upstream_unreachable",

@@ -23,6 +23,7 @@ pub mod gate;
 pub mod mcp;
 pub mod openai;
 pub mod server;
+pub mod sessions;
 pub mod settings;
 pub mod sse;
 pub mod tool_loop;

@@ -16,6 +16,7 @@ use tokio::sync::watch;
 
 use crate::gate::Gate;
 use crate::mcp::Hub;
+use crate::sessions::SessionStore;
 use crate::settings::Settings;
 
 /// The MCP hub and the runtime its clients live on. The hub gets a runtime
@@ -23,6 +24,8 @@ use crate::settings::Settings;
 /// shut down (children killed) from the exit path.
 pub struct HubRuntime {
     pub hub: Arc<Hub>,
+    /// The `/chat` session store (its Redis connection lives on this runtime).
+    pub sessions: Arc<dyn SessionStore>,
     /// Always `Some` until dropped.
     runtime: Option<tokio::runtime::Runtime>,
 }
@@ -45,11 +48,16 @@ impl HubRuntime {
             .thread_name("mcp-hub")
             .enable_all()
             .build()?;
-        let start = Hub::start(settings.mcp_servers.clone(), settings.hub.clone(), settings.child_env.clone());
+        let start = async {
+            let sessions = crate::sessions::open(&settings.session.store, settings.session.ttl).await;
+            let hub = Hub::start(settings.mcp_servers.clone(), settings.hub.clone(), settings.child_env.clone()).await;
+            (hub, sessions)
+        };
         // On a thread of its own: the caller may itself be inside a runtime.
-        let hub = std::thread::scope(|s| s.spawn(|| runtime.block_on(start)).join())
+        let (hub, sessions) = std::thread::scope(|s| s.spawn(|| runtime.block_on(start)).join())
             .map_err(|_| std::io::Error::other("the MCP hub panicked while starting"))?;
-        Ok(Self { hub, runtime: Some(runtime) })
+        let sessions = sessions.map_err(|e| std::io::Error::other(format!("SESSION_STORE: {e}")))?;
+        Ok(Self { hub, sessions, runtime: Some(runtime) })
     }
 
     /// Stops every MCP client and kills every stdio server. Blocks: call it
@@ -75,11 +83,12 @@ pub fn server_conf(settings: &Settings) -> ServerConf {
 
 /// A pingora server with the gate listening on `settings.listen_addr()`.
 /// Returns the server and the gate's in-flight counter.
-pub fn build(settings: Arc<Settings>, hub: Arc<Hub>) -> std::io::Result<(Server, Arc<AtomicUsize>)> {
+pub fn build(settings: Arc<Settings>, hub: &HubRuntime) -> std::io::Result<(Server, Arc<AtomicUsize>)> {
     let mut server = Server::new_with_opt_and_conf(None, server_conf(&settings));
     server.bootstrap();
 
-    let gate = Gate::new(settings.clone(), hub).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let gate = Gate::new(settings.clone(), hub.hub.clone(), hub.sessions.clone())
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
     let in_flight = gate.in_flight();
     let mut options = HttpServerOptions::default();
     options.h2c = settings.server.h2c;
@@ -95,7 +104,7 @@ pub fn build(settings: Arc<Settings>, hub: Arc<Hub>) -> std::io::Result<(Server,
 /// period ends, whichever comes first. A second signal exits at once.
 pub fn run(settings: Arc<Settings>) -> std::io::Result<()> {
     let hub = Arc::new(HubRuntime::start(&settings)?);
-    let (server, in_flight) = build(settings, hub.hub.clone())?;
+    let (server, in_flight) = build(settings, &hub)?;
     exit_when_drained(server.watch_execution_phase(), in_flight, hub.clone());
     server.run(RunArgs { shutdown_signal: Box::new(Signals) });
     hub.shutdown();
@@ -195,7 +204,7 @@ pub fn start_in_background(settings: Arc<Settings>) -> std::io::Result<Backgroun
     let addr = settings.listen_addr();
     let (stop, rx) = watch::channel(false);
     let hub = Arc::new(HubRuntime::start(&settings)?);
-    let (server, _) = build(settings, hub.hub.clone())?;
+    let (server, _) = build(settings, &hub)?;
     let thread = std::thread::spawn(move || server.run(RunArgs { shutdown_signal: Box::new(StopSignal(rx)) }));
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(&addr).is_err() && std::time::Instant::now() < deadline {

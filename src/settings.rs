@@ -139,6 +139,7 @@ pub struct Settings {
     pub tool: ToolSettings,
     /// Largest request body the proxy reads (the tool loop and `/chat`).
     pub max_body_bytes: usize,
+    pub session: SessionSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,6 +162,7 @@ struct RawConfig {
     mcp: McpSection,
     tool: ToolSection,
     limits: LimitsSection,
+    session: SessionSection,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -270,6 +272,37 @@ impl Default for ToolSection {
             model_modes: BTreeMap::new(),
         }
     }
+}
+
+/// `/chat` sessions.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct SessionSection {
+    /// `sqlite:PATH` (default) or `redis://…`; env `SESSION_STORE`.
+    store: String,
+    ttl_seconds: u64,
+    context_budget_chars: u64,
+    system_prompt: String,
+}
+
+impl Default for SessionSection {
+    fn default() -> Self {
+        Self {
+            store: "sqlite:data/sessions.db".into(),
+            ttl_seconds: 7 * 24 * 3600,
+            context_budget_chars: 48_000,
+            system_prompt: "You are a helpful assistant.".into(),
+        }
+    }
+}
+
+/// The validated `/chat` session settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionSettings {
+    pub store: String,
+    pub ttl: Duration,
+    pub context_budget_chars: usize,
+    pub system_prompt: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -403,6 +436,16 @@ impl Settings {
         let (mcp_servers, hub) = validate_mcp(&raw.mcp, env)?;
         let tool = validate_tool(&raw.tool)?;
         let max_body_bytes = usize::try_from(raw.limits.max_body_bytes).unwrap_or(usize::MAX);
+        let ss = &raw.session;
+        if ss.ttl_seconds == 0 {
+            return Err(invalid("SESSION_TTL_SECONDS", "0", "must be at least 1 second"));
+        }
+        let session = SessionSettings {
+            store: ss.store.clone(),
+            ttl: Duration::from_secs(ss.ttl_seconds),
+            context_budget_chars: usize::try_from(ss.context_budget_chars).unwrap_or(usize::MAX),
+            system_prompt: ss.system_prompt.clone(),
+        };
         let child_env = env
             .iter()
             .filter(|(k, _)| crate::mcp::INHERITED_ENV.contains(&k.as_str()))
@@ -425,6 +468,7 @@ impl Settings {
             child_env,
             tool,
             max_body_bytes,
+            session,
         })
     }
 

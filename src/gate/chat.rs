@@ -14,13 +14,18 @@ use tokio::sync::mpsc;
 use super::respond::{self, Answer};
 use super::{cors, Gate, RequestCtx, REQUEST_ID};
 use crate::error::ProxyError;
-use crate::openai::chat::{parse_request, ChatRequest};
+use crate::openai::chat::{parse_request, ChatRequest, Message};
+use crate::sessions::SessionStore;
 use crate::settings::ModeSetting;
 use crate::tool_loop::{rejects_tools, Finish, Run, ToolMode};
 use crate::upstream::Caller;
 
 /// Whether this request goes through the tool loop: tools exist and the
 /// client did not turn them off. Otherwise it is proxied as it is.
+pub fn header(session: &Session, name: &str) -> Option<String> {
+    session.req_header().headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+}
+
 pub fn applies(gate: &Gate, session: &Session) -> Result<bool, ProxyError> {
     match header(session, "x-mcp-tools").as_deref().map(str::to_ascii_lowercase).as_deref() {
         None | Some("on") | Some("auto") => {}
@@ -34,10 +39,6 @@ pub fn applies(gate: &Gate, session: &Session) -> Result<bool, ProxyError> {
     }
     mode_header(session)?;
     Ok(!gate.hub.catalog().is_empty())
-}
-
-fn header(session: &Session, name: &str) -> Option<String> {
-    session.req_header().headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
 }
 
 fn mode_header(session: &Session) -> Result<Option<ModeSetting>, ProxyError> {
@@ -61,33 +62,61 @@ pub async fn handle(gate: &Gate, session: &mut Session, ctx: &mut RequestCtx) ->
             return Ok(true);
         }
     };
-    let requested = mode_header(session).ok().flatten();
-    let configured = requested.unwrap_or_else(|| gate.settings.tool.mode_for(&req.model));
-    let learned_prompt = gate.learned_prompt_only(&req.model);
-    let mode = match configured {
-        ModeSetting::Native => ToolMode::Native,
-        ModeSetting::Prompt => ToolMode::Prompt,
-        ModeSetting::Auto if learned_prompt => ToolMode::Prompt,
-        ModeSetting::Auto => ToolMode::Native,
-    };
+    let (mode, auto) = pick_mode(gate, session, &req.model);
     let mcp = req.tool_choice.as_ref().and_then(|c| c.as_str()) != Some("none");
     let authorization = header(session, "authorization");
     let caller = Caller { authorization, request_id: ctx.request_id.clone() };
-    let mut finish = execute(gate, session, ctx, &req, mode, mcp, caller.clone()).await?;
-    if let Some(Finish::Upstream { status, body, .. }) = &finish {
-        if configured == ModeSetting::Auto && mode == ToolMode::Native && rejects_tools(*status, body) {
-            tracing::info!(model = %req.model, "the upstream rejects the tools field; using prompt mode for this model");
-            gate.learn_prompt_only(&req.model);
-            finish = execute(gate, session, ctx, &req, ToolMode::Prompt, mcp, caller).await?;
-        }
-    }
-    if let Some(finish) = finish {
+    let job = Job { req, mode, mcp, caller, record: None };
+    let done = run_with_fallback(gate, session, ctx, job, auto).await?;
+    if let Some(finish) = done.finish {
         write_finish(gate, session, ctx, finish).await?;
     }
     Ok(true)
 }
 
-async fn read_request(gate: &Gate, session: &mut Session) -> Result<ChatRequest, ProxyError> {
+/// Runs `job`; in `auto` mode, an upstream that rejects the `tools` field
+/// gets the same request again in prompt mode (and the model is remembered).
+pub async fn run_with_fallback(
+    gate: &Gate,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    job: Job,
+    auto: bool,
+) -> Result<Executed> {
+    let retry = Job {
+        req: job.req.clone(),
+        mode: ToolMode::Prompt,
+        mcp: job.mcp,
+        caller: job.caller.clone(),
+        record: job.record.clone(),
+    };
+    let was_native = job.mode == ToolMode::Native;
+    let done = execute(gate, session, ctx, job).await?;
+    if let Some(Finish::Upstream { status, body, .. }) = &done.finish {
+        if auto && was_native && rejects_tools(*status, body) {
+            tracing::info!(model = %retry.req.model, "the upstream rejects the tools field; using prompt mode for this model");
+            gate.learn_prompt_only(&retry.req.model);
+            return execute(gate, session, ctx, retry).await;
+        }
+    }
+    Ok(done)
+}
+
+/// The tool mode for `model`: the request's header, the model's own
+/// setting, what was learned about it, or the global setting.
+pub fn pick_mode(gate: &Gate, session: &Session, model: &str) -> (ToolMode, bool) {
+    let requested = mode_header(session).ok().flatten();
+    let configured = requested.unwrap_or_else(|| gate.settings.tool.mode_for(model));
+    let mode = match configured {
+        ModeSetting::Native => ToolMode::Native,
+        ModeSetting::Prompt => ToolMode::Prompt,
+        ModeSetting::Auto if gate.learned_prompt_only(model) => ToolMode::Prompt,
+        ModeSetting::Auto => ToolMode::Native,
+    };
+    (mode, configured == ModeSetting::Auto)
+}
+
+pub async fn read_body(gate: &Gate, session: &mut Session) -> Result<Vec<u8>, ProxyError> {
     let cap = gate.settings.max_body_bytes;
     let declared = header(session, "content-length").and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > cap) {
@@ -106,34 +135,64 @@ async fn read_request(gate: &Gate, session: &mut Session) -> Result<ChatRequest,
             Err(e) => return Err(ProxyError::bad_request(format!("could not read the request body: {e}"), None)),
         }
     }
+    Ok(body)
+}
+
+async fn read_request(gate: &Gate, session: &mut Session) -> Result<ChatRequest, ProxyError> {
+    let body = read_body(gate, session).await?;
     parse_request(&body).map_err(|(message, param)| ProxyError::bad_request(message, param))
 }
 
-/// Runs the loop while watching for the client to hang up. Returns the
-/// finish still to be written (`None` when it was fully written, or the
-/// client is gone).
-async fn execute(
-    gate: &Gate,
-    session: &mut Session,
-    ctx: &mut RequestCtx,
-    req: &ChatRequest,
-    mode: ToolMode,
-    mcp: bool,
-    caller: Caller,
-) -> Result<Option<Finish>> {
+/// One run of the tool loop for the gate.
+pub struct Job {
+    pub req: ChatRequest,
+    pub mode: ToolMode,
+    pub mcp: bool,
+    pub caller: Caller,
+    /// `/chat`: where the finished turn is stored, before the client sees
+    /// `[DONE]`, and the session announced in an event before it.
+    pub record: Option<TurnRecord>,
+}
+
+#[derive(Clone)]
+pub struct TurnRecord {
+    pub store: Arc<dyn SessionStore>,
+    pub session_id: String,
+    pub turn: u64,
+}
+
+/// What a job left to do and what it produced.
+pub struct Executed {
+    /// The finish still to be written (`None`: written, or the client is gone).
+    pub finish: Option<Finish>,
+    /// The messages the turn added (for `/chat` to store).
+    pub transcript: Vec<Message>,
+}
+
+const DONE: &[u8] = b"data: [DONE]\n\n";
+
+/// Runs the loop while watching for the client to hang up; streams go to
+/// the client as they come.
+pub async fn execute(gate: &Gate, session: &mut Session, ctx: &mut RequestCtx, job: Job) -> Result<Executed> {
     let tools: Arc<dyn crate::tool_loop::ToolRunner> = gate.hub.clone();
-    let run =
-        Run { upstream: &*gate.chat_upstream, tools: &*tools, limits: &gate.settings.tool.limits, caller, mode, mcp };
-    let (tx, mut rx) = if req.is_stream() {
+    let run = Run {
+        upstream: &*gate.chat_upstream,
+        tools: &*tools,
+        limits: &gate.settings.tool.limits,
+        caller: job.caller,
+        mode: job.mode,
+        mcp: job.mcp,
+        transcript: Default::default(),
+    };
+    let (tx, mut rx) = if job.req.is_stream() {
         let (tx, rx) = mpsc::channel::<Bytes>(32);
         (Some(tx), Some(rx))
     } else {
         (None, None)
     };
-    let work = run.run(req.clone(), tx);
+    let work = run.run(job.req.clone(), tx);
     tokio::pin!(work);
-    let mut header_sent = false;
-    let mut watch_client = true;
+    let (mut header_sent, mut watch_client) = (false, true);
     let mut result = None;
     loop {
         tokio::select! {
@@ -144,6 +203,20 @@ async fn execute(
                         ctx.local_status = Some(200);
                         header_sent = true;
                     }
+                    if bytes.as_ref() == DONE {
+                        if let Some(record) = &job.record {
+                            // Stored before the client is told the answer is complete.
+                            let stored = record.store.complete_turn(&record.session_id, record.turn, &run.take_transcript()).await;
+                            let event = match stored {
+                                Ok(()) => serde_json::json!({"object": "chat.session", "session_id": record.session_id}),
+                                Err(e) => serde_json::from_slice(&ProxyError::Internal(e.to_string()).openai_body()).unwrap_or_default(),
+                            };
+                            session.write_response_body(Some(Bytes::from(format!("data: {event}\n\n"))), false).await?;
+                            if event.get("error").is_some() {
+                                continue;
+                            }
+                        }
+                    }
                     session.write_response_body(Some(bytes), false).await?;
                 }
                 None => rx = None,
@@ -152,7 +225,7 @@ async fn execute(
             gone = session.read_body_or_idle(true), if watch_client => {
                 if gone.is_err() {
                     tracing::info!(request_id = %ctx.request_id, "client went away; cancelling");
-                    return Ok(None);
+                    return Ok(Executed { finish: None, transcript: Vec::new() });
                 }
                 watch_client = false;
             }
@@ -162,19 +235,21 @@ async fn execute(
             break;
         }
     }
+    let transcript = run.take_transcript();
     let result = result.unwrap_or(Ok(Finish::Gone));
     if header_sent {
         session.write_response_body(None, true).await?;
-        return Ok(None);
+        return Ok(Executed { finish: None, transcript });
     }
-    match result {
-        Ok(Finish::Streamed) | Ok(Finish::Gone) => Ok(None),
-        Ok(other) => Ok(Some(other)),
+    let finish = match result {
+        Ok(Finish::Streamed) | Ok(Finish::Gone) => None,
+        Ok(other) => Some(other),
         Err(e) => {
             respond::send(session, ctx, &gate.settings, Answer::error(&e)).await?;
-            Ok(None)
+            None
         }
-    }
+    };
+    Ok(Executed { finish, transcript })
 }
 
 async fn recv(rx: &mut Option<mpsc::Receiver<Bytes>>) -> Option<Bytes> {
@@ -193,7 +268,7 @@ fn sse_header(gate: &Gate, ctx: &RequestCtx) -> Result<ResponseHeader> {
     Ok(resp)
 }
 
-async fn write_finish(gate: &Gate, session: &mut Session, ctx: &mut RequestCtx, finish: Finish) -> Result<()> {
+pub async fn write_finish(gate: &Gate, session: &mut Session, ctx: &mut RequestCtx, finish: Finish) -> Result<()> {
     match finish {
         Finish::Completion(body) => respond::send(session, ctx, &gate.settings, Answer::json(200, body)).await,
         Finish::Upstream { status, retry_after, content_type, body } => {

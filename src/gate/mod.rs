@@ -6,6 +6,7 @@
 //! the access log and the OpenAI-shaped errors; it holds no business logic.
 
 mod chat;
+mod chat_session;
 mod cors;
 mod respond;
 mod routes;
@@ -27,6 +28,7 @@ use pingora::{Error, Result};
 use crate::error::ProxyError;
 use crate::mcp::Hub;
 use crate::openai::models::ModelList;
+use crate::sessions::SessionStore;
 use crate::settings::Settings;
 use crate::upstream::{ChatUpstream, HttpUpstream};
 pub use routes::Route;
@@ -40,6 +42,7 @@ pub const REQUEST_ID: &str = "x-request-id";
 pub struct Gate {
     settings: Arc<Settings>,
     hub: Arc<Hub>,
+    sessions: Arc<dyn SessionStore>,
     chat_upstream: Arc<dyn ChatUpstream>,
     /// Models whose upstream refused the `tools` field: `auto` uses prompt mode for them.
     prompt_only: std::sync::Mutex<HashSet<String>>,
@@ -73,28 +76,24 @@ impl Drop for InFlight {
 }
 
 impl Gate {
-    pub fn new(settings: Arc<Settings>, hub: Arc<Hub>) -> Result<Self, ProxyError> {
-        let upstream = UpstreamTarget::new(&settings);
+    pub fn new(settings: Arc<Settings>, hub: Arc<Hub>, sessions: Arc<dyn SessionStore>) -> Result<Self, ProxyError> {
         let chat_upstream = Arc::new(HttpUpstream::new(&settings)?);
-        Ok(Self::with_upstream(settings, hub, chat_upstream, upstream))
+        Ok(Self::with_chat_upstream(settings, hub, sessions, chat_upstream))
     }
 
     /// A gate whose tool loop calls `chat_upstream` (tests and embedders may
     /// give their own).
-    pub fn with_chat_upstream(settings: Arc<Settings>, hub: Arc<Hub>, chat_upstream: Arc<dyn ChatUpstream>) -> Self {
-        let upstream = UpstreamTarget::new(&settings);
-        Self::with_upstream(settings, hub, chat_upstream, upstream)
-    }
-
-    fn with_upstream(
+    pub fn with_chat_upstream(
         settings: Arc<Settings>,
         hub: Arc<Hub>,
+        sessions: Arc<dyn SessionStore>,
         chat_upstream: Arc<dyn ChatUpstream>,
-        upstream: UpstreamTarget,
     ) -> Self {
+        let upstream = UpstreamTarget::new(&settings);
         Self {
             settings,
             hub,
+            sessions,
             chat_upstream,
             prompt_only: Default::default(),
             upstream,
@@ -150,6 +149,8 @@ impl ProxyHttp for Gate {
 
         let answer = match ctx.route {
             Route::Proxy | Route::Models => return Ok(false),
+            Route::Chat => return chat_session::post(self, session, ctx).await,
+            Route::ChatHistory => return chat_session::item(self, session, ctx).await,
             Route::ChatCompletions => match chat::applies(self, session) {
                 Ok(false) => return Ok(false),
                 Ok(true) => return chat::handle(self, session, ctx).await,

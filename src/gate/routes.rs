@@ -21,6 +21,10 @@ pub enum Route {
     ChatCompletions,
     /// Every other `/v1/*` request: proxied transparently.
     Proxy,
+    /// `POST /chat`: one turn of a server-side session.
+    Chat,
+    /// `GET` / `DELETE /chat/{id}`: a session's history, or its removal.
+    ChatHistory,
     /// A path the proxy does not serve.
     NotFound,
     /// A local route with the wrong method.
@@ -37,6 +41,12 @@ impl Route {
             "/" if get => Route::Welcome,
             "/healthz" if get => Route::Health,
             "/" | "/healthz" => Route::MethodNotAllowed,
+            "/chat" if method == Method::POST => Route::Chat,
+            "/chat" => Route::MethodNotAllowed,
+            p if p.starts_with("/chat/") && p.len() > 6 => match *method {
+                Method::GET | Method::DELETE => Route::ChatHistory,
+                _ => Route::MethodNotAllowed,
+            },
             "/v1/models" if get => Route::Models,
             "/v1/chat/completions" if method == Method::POST => Route::ChatCompletions,
             p if p == "/v1" || p.starts_with("/v1/") => Route::Proxy,
@@ -70,7 +80,7 @@ pub fn welcome() -> Value {
         "message": "mcp-chat-proxy is running",
         "version": env!("CARGO_PKG_VERSION"),
         "openai_base_url": "/v1",
-        "endpoints": ["/v1/chat/completions", "/v1/models", "/healthz"],
+        "endpoints": ["/v1/chat/completions", "/v1/models", "/chat", "/healthz"],
     })
 }
 

@@ -29,7 +29,7 @@ use tokio::sync::mpsc;
 
 use crate::error::ProxyError;
 use crate::mcp::{Catalog, Hub, ToolOutput};
-use crate::openai::chat::{ChatRequest, ToolCall, Usage};
+use crate::openai::chat::{ChatRequest, Message, ToolCall, Usage};
 use crate::upstream::{Caller, ChatUpstream};
 use round::{Answer, RoundError};
 use stream::SseWriter;
@@ -106,6 +106,22 @@ pub struct Run<'a> {
     pub mode: ToolMode,
     /// False when MCP tools are off for this request (`tool_choice: "none"`, a header).
     pub mcp: bool,
+    /// What this turn added to the conversation (tool calls, results, the
+    /// final answer), for `/chat` to store.
+    pub transcript: std::sync::Mutex<Vec<Message>>,
+}
+
+impl Run<'_> {
+    fn record(&self, messages: &[Message]) {
+        if let Ok(mut t) = self.transcript.lock() {
+            t.extend_from_slice(messages);
+        }
+    }
+
+    /// The messages this turn added, once the run has finished.
+    pub fn take_transcript(&self) -> Vec<Message> {
+        self.transcript.lock().map(|mut t| std::mem::take(&mut *t)).unwrap_or_default()
+    }
 }
 
 /// Whether an upstream error says it does not take the `tools` field, so
@@ -197,7 +213,9 @@ impl Run<'_> {
                 continue;
             }
             let results = calls::run_all(self.tools, &step.mcp, self.limits, writer.as_deref_mut()).await?;
-            messages.extend(calls::turn_messages(&answer, self.mode, &step.mcp, &results));
+            let added = calls::turn_messages(&answer, self.mode, &step.mcp, &results);
+            self.record(&added);
+            messages.extend(added);
         }
     }
 
@@ -212,6 +230,9 @@ impl Run<'_> {
         stopped: Option<&'static str>,
         writer: Option<&mut SseWriter>,
     ) -> Result<Finish, RoundError> {
+        let mut final_message = Message::text("assistant", last.content.clone());
+        final_message.tool_calls = (!client_calls.is_empty()).then(|| client_calls.clone());
+        self.record(&[final_message]);
         let note = stopped.map(|reason| json!({"stopped": reason}));
         let finish_reason = if !client_calls.is_empty() {
             "tool_calls".to_string()

@@ -53,6 +53,8 @@ pub fn repo_config() -> String {
 /// upstream; `extra` adds or overrides.
 pub fn proxy_env(upstream_base: &str, extra: &[(&str, &str)]) -> HashMap<String, String> {
     let port = free_port().to_string();
+    let store =
+        format!("sqlite:{}/mcp-proxy-test-{}/sessions.db", std::env::temp_dir().display(), uuid::Uuid::new_v4());
     let mut env: HashMap<String, String> = [
         ("HOST", "127.0.0.1"),
         ("PORT", port.as_str()),
@@ -62,6 +64,8 @@ pub fn proxy_env(upstream_base: &str, extra: &[(&str, &str)]) -> HashMap<String,
         ("SERVER_GRACE_PERIOD_SECONDS", "1"),
         // No MCP servers unless a test configures some.
         ("MCP_SERVERS_CONFIG", ""),
+        // A fresh session database per proxy.
+        ("SESSION_STORE", store.as_str()),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
