@@ -83,7 +83,7 @@ def function_costs(raw, target, kind):
 
 
 def summary(raw):
-    out = {x: per_request(raw, x) for x in ["proxy", "bare"]}
+    out = {x: per_request(raw, x) for x in ["proxy", "bare", "nginx"]}
     proxy_self, bare_self = function_costs(raw, "proxy", "self"), function_costs(raw, "bare", "self")
     diff = {k: proxy_self.get(k, 0) - bare_self.get(k, 0) for k in set(proxy_self) | set(bare_self)}
     out["extra_self"] = sorted(diff.items(), key=lambda kv: -kv[1])[:12]

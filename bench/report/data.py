@@ -132,23 +132,34 @@ def s3_timing(raw):
     return out
 
 
+def clean(run):
+    return run["lost"] == 0 and run["stalled"] == 0
+
+
 def s3_hold(raw):
-    """{target: {"levels": {level: [runs]}, "held": highest level all runs held}}."""
+    """{target: {"levels": {level: summary}, "held": highest level held}}: a
+    level is held when most of its repetitions lost no chunk and had no
+    stall, and so was every level below it."""
     out = {}
     for x in ALL:
         files = glob.glob(os.path.join(raw, "s3", "hold", x, "*-rep*.json"))
         if not files:
             continue
-        levels = {}
+        runs = {}
         for path in files:
             level = int(os.path.basename(path).split("-")[0])
-            levels.setdefault(level, []).append(load_json(path))
-        held = None
-        for level in sorted(levels):
-            if all(r["lost"] == 0 and r["stalled"] == 0 for r in levels[level]):
+            runs.setdefault(level, []).append(load_json(path))
+        levels, held, unbroken = {}, None, True
+        for level in sorted(runs):
+            rs = runs[level]
+            ok = sum(clean(r) for r in rs)
+            levels[level] = {"reps": len(rs), "clean": ok, "lost": median(r["lost"] for r in rs),
+                             "stalled": median(r["stalled"] for r in rs),
+                             "gap_p99": median(r["gap_ms"]["p99"] for r in rs),
+                             "ttfc_p99": median(r["ttfc_ms"]["p99"] for r in rs)}
+            unbroken = unbroken and ok * 2 > len(rs)
+            if unbroken:
                 held = level
-            else:
-                break
         out[x] = {"levels": levels, "held": held}
     return out
 

@@ -44,11 +44,8 @@ def machine(root):
         litellm = importlib.metadata.version("litellm")
     except importlib.metadata.PackageNotFoundError:
         litellm = "not installed"
-    rev = command("git", "-C", root, "rev-parse", "--short", "HEAD")
-    dirty = command("git", "-C", root, "status", "--porcelain", "--", "src", "Cargo.toml", "Cargo.lock")
     return {
         "cpu": cpu, "cores": os.cpu_count(), "mem_gib": mem_gib, "kernel": platform.release(),
-        "rev": rev + (" (with uncommitted changes in src/)" if dirty not in ("", "unknown") else ""),
         "versions": {
             "pingora": m.group(1) if m else "unknown", "nginx": command("nginx", "-v").replace("nginx version: ", ""),
             "LiteLLM": litellm, "oha": command("oha", "--version"), "wrk": command("wrk", "-v").split(" [")[0],
@@ -64,7 +61,8 @@ def header(params, m, svg_rel):
         "# Benchmarks",
         "",
         f"Written by `bench/run{' --quick' if quick else ''}` on "
-        f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC at commit {m['rev']}; "
+        f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, measuring the proxy at commit "
+        f"{params['proxy_rev']}; "
         "do not edit by hand. How the harness works: [bench/README.md](bench/README.md).",
         "",
     ]
@@ -166,8 +164,9 @@ def main():
         f.write("\n".join(lines))
     series = {x: results["s1"][x]["samples"] for x in data.ALL if x in results["s1"]}
     labels = {x: f"{SHORT[x]} (p99 {results['s1'][x]['p99']:.2f} ms)" for x in series}
-    subtitle = (f"non-streaming 1 KiB chat completions, open loop, median-free: all {params['reps']} repetition(s) "
-                "pooled")
+    reps = params["reps"]
+    subtitle = (f"Non-streaming 1 KiB chat completions, open loop at a fixed rate; the {reps} repetition"
+                f"{'s' if reps > 1 else ''} pooled. Lower is better; the right end is the tail.")
     with open(args.svg, "w") as f:
         f.write(svg.render(series, labels, "Latency at one connection, by percentile", subtitle))
 

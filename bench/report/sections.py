@@ -91,26 +91,24 @@ def s3_section(s3, params):
         "### Concurrent streams held",
         "",
         f"All streams of a level start within one second and each lasts "
-        f"{params['chunks'] * params['interval_ms'] / 1000:.2f} s, so at the peak all are open at once. A level is "
-        f"held when, in every repetition, no stream lost a chunk (or `[DONE]`) and no gap exceeded "
-        f"{params['stall_ms']} ms. Levels stop at the first one not held; LiteLLM is tried at "
-        f"{params['litellm_hold']} only, once. *direct* shows what the mock and client hold on this machine.",
+        f"{params['chunks'] * params['interval_ms'] / 1000:.2f} s, so at the peak all are open at once. A run is "
+        f"clean when no stream lost a chunk (or `[DONE]`) and none stalled: no gap between chunks, and no time "
+        f"to first chunk, over {params['stall_ms']} ms. A level is held when most of its repetitions are clean "
+        f"(targets take turns within each repetition); a target stops at its first level not held. LiteLLM is "
+        f"tried at {params['litellm_hold']} only, once. *direct* shows what the mock and the client hold on "
+        "this machine.",
         "",
-        "| target | held | per level tried: streams lost / stalled, gap p99 ms (worst repetition) |",
+        "| target | held | per level: clean runs; streams lost / stalled; gap p99 ms; TTFC p99 ms (medians) |",
         "| --- | ---: | --- |",
     ]
     for x in ALL:
         h = s3["hold"].get(x)
         if not h:
             continue
-        cells = []
-        for level in sorted(h["levels"]):
-            runs = h["levels"][level]
-            lost, stalled = max(r["lost"] for r in runs), max(r["stalled"] for r in runs)
-            gap = max(r["gap_ms"]["p99"] for r in runs)
-            cells.append(f"{level}: {lost} / {stalled}, {gap:.1f}")
+        cells = [f"{level}: {v['clean']}/{v['reps']}; {v['lost']:g} / {v['stalled']:g}; {v['gap_p99']:.1f}; "
+                 f"{v['ttfc_p99']:.1f}" for level, v in sorted(h["levels"].items())]
         held = h["held"] if h["held"] is not None else f"< {min(h['levels'])}"
-        lines.append(f"| {LABELS[x]} | {held} | {'; '.join(cells)} |")
+        lines.append(f"| {LABELS[x]} | {held} | {' · '.join(cells)} |")
     return lines + [""]
 
 
@@ -144,7 +142,8 @@ def cg_section(cg, params):
         return lines + ["Not run (`--no-callgrind`).", ""]
     lo, hi = params["callgrind_requests"]
     lines += [
-        f"Each target under `valgrind --tool=callgrind` ({params['callgrind_threads']} worker thread) serves "
+        f"Each target under `valgrind --tool=callgrind` ({params['callgrind_threads']} worker thread; nginx as "
+        "one process, `master_process off`, for reference) serves "
         f"{lo} requests, then in a fresh process {hi}, one at a time (1 KiB, non-streaming); per request = "
         f"(total({hi}) − total({lo})) ÷ {hi - lo}, so start-up and shutdown cancel out.",
         "",
@@ -152,7 +151,7 @@ def cg_section(cg, params):
         "| --- | ---: | ---: | ---: | ---: |",
     ]
     bare = (cg.get("bare") or {}).get("per_request")
-    for x in ["proxy", "bare"]:
+    for x in ["proxy", "bare", "nginx"]:
         r = cg.get(x)
         if r:
             lines.append(f"| {LABELS[x]} | {r['total_lo']:,} | {r['total_hi']:,} | {r['per_request']:,.0f} | "

@@ -8,8 +8,8 @@ import math
 from data import percentile
 
 COLORS = {"direct": "#555555", "proxy": "#d62728", "bare": "#1f77b4", "nginx": "#2ca02c", "litellm": "#9467bd"}
-W, H = 800, 460
-LEFT, RIGHT, TOP, BOTTOM = 70, 170, 50, 60
+W, H = 900, 460
+LEFT, RIGHT, TOP, BOTTOM = 70, 250, 50, 60
 
 
 def nines(p):

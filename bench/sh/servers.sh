@@ -10,7 +10,7 @@ STARTED=()            # every process group this run started, for the exit trap
 # start_bg NAME CMD...: runs CMD in the background as a group of its own.
 start_bg() {
   local name=$1; shift
-  setsid "$@" >"$OUT/logs/$name.log" 2>&1 </dev/null &
+  setsid "$@" >>"$OUT/logs/$name.log" 2>&1 </dev/null &
   PID[$name]=$!
   STARTED+=("$!")
 }
@@ -36,12 +36,17 @@ stop_all() {
 # port_free PORT: nothing listens there yet.
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# wait_tcp PORT SECONDS: until something accepts there (sends no request,
-# so a server under callgrind counts no extra work).
+# wait_tcp PORT SECONDS NAME: until something accepts there (sends no
+# request, so a server under callgrind counts no extra work); fails at once
+# when the server NAME has exited.
 wait_tcp() {
-  local deadline=$((SECONDS + $2))
+  local deadline=$((SECONDS + $2)) pid=${PID[$3]:-}
   until (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; do
-    ((SECONDS < deadline)) || die "nothing listens on port $1 after $2 s (see $OUT/logs/)"
+    if [[ -n $pid ]] && ! kill -0 "$pid" 2>/dev/null; then
+      tail -n 5 "$OUT/logs/$3.log" >&2 || true
+      die "$3 exited before listening on port $1 (log: $OUT/logs/$3.log)"
+    fi
+    ((SECONDS < deadline)) || die "nothing listens on port $1 after $2 s (log: $OUT/logs/$3.log)"
     sleep 0.1
   done
 }
@@ -59,7 +64,7 @@ start_mock() {
     --chunks "$CHUNKS" --interval-ms "$INTERVAL_MS" --first-token-ms "$FIRST_TOKEN_MS"
   URL[direct]=http://127.0.0.1:$MOCK_PORT
   PID[direct]=${PID[mock]}
-  wait_tcp "$MOCK_PORT" 10
+  wait_tcp "$MOCK_PORT" 10 mock
 }
 
 # The proxy's environment: nothing but explicit settings (env -i), so no
@@ -67,7 +72,7 @@ start_mock() {
 # scratch directory, since .env is looked up in parent directories too.
 proxy_env() {
   PROXY_ENV=(PATH="$PATH" HOME="$HOME" OPENAI_API_KEY= OPENAI_BASE_URL="http://127.0.0.1:$MOCK_PORT/v1"
-    HOST=127.0.0.1 PORT="$PROXY_PORT" CONFIG_FILE="$ROOT/conf/mcp-chat-proxy.toml"
+    HOST=127.0.0.1 PORT="$PROXY_PORT" CONFIG_FILE="$PROXY_ROOT/conf/mcp-chat-proxy.toml"
     SERVER_THREADS="$1" RUST_LOG=warn)
 }
 
@@ -75,10 +80,10 @@ proxy_env() {
 start_proxy() {
   proxy_env "$THREADS"
   pushd "$SCRATCH" >/dev/null
-  start_bg proxy "${SERVER_CPU[@]}" env -i "${PROXY_ENV[@]}" "$@" "$ROOT/target/release/mcp-chat-proxy"
+  start_bg proxy "${SERVER_CPU[@]}" env -i "${PROXY_ENV[@]}" "$@" "$PROXY_BIN"
   popd >/dev/null
   URL[proxy]=http://127.0.0.1:$PROXY_PORT
-  wait_tcp "$PROXY_PORT" 60
+  wait_tcp "$PROXY_PORT" 60 proxy
 }
 
 # start_bare [WRAPPER...]: the bare pingora passthrough, optionally wrapped.
@@ -86,16 +91,21 @@ start_bare() {
   start_bg bare "${SERVER_CPU[@]}" "$@" "$BIN/bare_pingora" --port "$BARE_PORT" \
     --upstream "127.0.0.1:$MOCK_PORT" --threads "$THREADS"
   URL[bare]=http://127.0.0.1:$BARE_PORT
-  wait_tcp "$BARE_PORT" 60
+  wait_tcp "$BARE_PORT" 60 bare
 }
 
+# start_nginx [WRAPPER...]: nginx with its own generated config; under a
+# wrapper (valgrind) as a single process that serves requests itself.
 start_nginx() {
+  local workers=$THREADS master=on
+  if (($#)); then workers=1 master=off; fi
   mkdir -p "$OUT/nginx/tmp"
   sed -e "s|@OUT@|$OUT|g" -e "s|@MOCK_PORT@|$MOCK_PORT|g" -e "s|@PORT@|$NGINX_PORT|g" \
+    -e "s|@WORKERS@|$workers|g" -e "s|@MASTER@|$master|g" \
     "$BENCH/conf/nginx.conf.in" >"$OUT/nginx/nginx.conf"
-  start_bg nginx "${SERVER_CPU[@]}" nginx -p "$OUT/nginx" -c "$OUT/nginx/nginx.conf"
+  start_bg nginx "${SERVER_CPU[@]}" "$@" nginx -p "$OUT/nginx" -c "$OUT/nginx/nginx.conf"
   URL[nginx]=http://127.0.0.1:$NGINX_PORT
-  wait_tcp "$NGINX_PORT" 20
+  wait_tcp "$NGINX_PORT" 60 nginx
 }
 
 # LiteLLM takes seconds to import: start it early, wait for it later.
@@ -112,6 +122,6 @@ start_target() {
     proxy) start_proxy ;;
     bare) start_bare ;;
     nginx) start_nginx ;;
-    litellm) start_litellm; wait_tcp "$LITELLM_PORT" 120 ;;
+    litellm) start_litellm; wait_tcp "$LITELLM_PORT" 120 litellm ;;
   esac
 }

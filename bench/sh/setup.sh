@@ -34,9 +34,15 @@ install_tools() {
 }
 
 build_all() {
-  log "building release binaries (the proxy, then bench/)"
-  (cd "$ROOT" && cargo build --release --locked --quiet)
-  (cd "$BENCH" && cargo build --release --locked --quiet)
+  if ((!BUILD)); then
+    [[ -x $PROXY_BIN && -x $BIN/fast_mock ]] || die "--no-build, but nothing is built yet"
+    log "using the release binaries already built (--no-build)"
+    return
+  fi
+  log "building release binaries (the proxy in $PROXY_ROOT, then bench/)"
+  (cd "$PROXY_ROOT" && cargo build --release --locked --quiet)
+  # bench/ keeps its own target dir even when CARGO_TARGET_DIR moves the proxy's.
+  (cd "$BENCH" && CARGO_TARGET_DIR=$BENCH/target cargo build --release --locked --quiet)
 }
 
 prepare_out() {
@@ -54,8 +60,14 @@ check_ports() {
 write_params() {
   local placement="free (not pinned; the kernel schedules the targets, the mock and the load generators on all cores)"
   ((PIN)) && placement="pinned with taskset: targets on CPU 1, mock and load generators on CPU 0"
+  local rev dirty=
+  rev=$(git -C "$PROXY_ROOT" rev-parse --short HEAD 2>/dev/null || echo "${PROXY_REV:-unknown}")
+  if [[ -n $(git -C "$PROXY_ROOT" status --porcelain -- src Cargo.toml Cargo.lock conf 2>/dev/null) ]]; then
+    dirty=" with uncommitted changes in src/ or conf/"
+  fi
   cat >"$RAW/params.json" <<JSON
 {
+  "proxy_rev": "$rev$dirty",
   "mode": "$MODE", "reps": $REPS, "placement": "$placement",
   "threads": $THREADS, "mock_threads": $MOCK_THREADS, "callgrind_threads": $CG_THREADS,
   "s1_requests": $S1_N, "s1_rate": $S1_RATE, "s1_litellm_requests": $S1_SLOW_N, "s1_litellm_rate": $LITELLM_RATE,
