@@ -3,32 +3,16 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::binary::{command, scratch_dir, start_binary, wait_exit};
 use common::mock_upstream::{MockUpstream, Reply};
-use common::{client, free_port, repo_config};
+use common::{client, repo_config};
 use futures_util::StreamExt;
 use serde_json::json;
 
-const BIN: &str = env!("CARGO_BIN_EXE_mcp-chat-proxy");
 const CANARY_KEY: &str = "sk-canary-7f3e9d1c-never-print-me";
-
-/// A scratch directory to run the binary in, so the repository's `.env` is not read.
-fn scratch_dir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("mcp-proxy-bin-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
-    dir
-}
-
-fn command(dir: &std::path::Path) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.current_dir(dir);
-    for name in ["OPENAI_API_KEY", "OPENAI_BASE_URL", "DEFAULT_MODEL", "PORT", "HOST", "CONFIG_FILE", "RUST_LOG"] {
-        cmd.env_remove(name);
-    }
-    cmd
-}
 
 fn run_to_exit(cmd: &mut Command) -> (i32, String) {
     let out = cmd.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("{e}"));
@@ -60,64 +44,6 @@ fn bad_url_and_missing_config_file_are_named() {
         run_to_exit(command(&dir).env("CONFIG_FILE", repo_config()).env("UPSTREAM_READ_TIMEOUT_SECONDS", "soon"));
     assert_eq!(code, 2);
     assert!(stderr.contains("UPSTREAM_READ_TIMEOUT_SECONDS") && stderr.contains("soon"), "{stderr}");
-}
-
-struct Running {
-    child: Child,
-    port: u16,
-    log: std::path::PathBuf,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_binary(upstream: &str, extra: &[(&str, &str)]) -> Running {
-    let dir = scratch_dir();
-    let port = free_port();
-    let log = dir.join("stderr.log");
-    let log_file = std::fs::File::create(&log).unwrap_or_else(|e| panic!("{e}"));
-    let mut cmd = command(&dir);
-    cmd.envs(extra.iter().copied());
-    let child = cmd
-        .env("OPENAI_BASE_URL", upstream)
-        .env("OPENAI_API_KEY", CANARY_KEY)
-        .env("HOST", "127.0.0.1")
-        .env("PORT", port.to_string())
-        .env("CONFIG_FILE", repo_config())
-        .env("RUST_LOG", "trace")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log_file)
-        .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut running = Running { child, port, log };
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the binary did not start listening");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    // Something else may hold the port: make sure the listener is ours.
-    assert!(
-        matches!(running.child.try_wait(), Ok(None)),
-        "the binary exited: {}",
-        std::fs::read_to_string(&running.log).unwrap_or_default()
-    );
-    running
-}
-
-fn wait_exit(child: &mut Child, within: Duration) -> Option<i32> {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if let Ok(Some(status)) = child.try_wait() {
-            return status.code();
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    None
 }
 
 #[tokio::test]
@@ -159,7 +85,10 @@ async fn sigterm_lets_an_in_flight_stream_finish_then_exits() {
 #[tokio::test]
 async fn the_upstream_key_never_appears_in_logs_or_responses() {
     let mock = MockUpstream::start().await;
-    let proxy = start_binary(&mock.base_url(), &[("UPSTREAM_READ_TIMEOUT_SECONDS", "1")]);
+    let proxy = start_binary(
+        &mock.base_url(),
+        &[("UPSTREAM_READ_TIMEOUT_SECONDS", "1"), ("OPENAI_API_KEY", CANARY_KEY), ("RUST_LOG", "trace")],
+    );
     mock.push(Reply::chat("fine"));
     mock.push(Reply::error(401, "Incorrect API key provided", "invalid_request_error"));
     mock.push(Reply::hang());

@@ -2,6 +2,7 @@
 //! port, the scriptable mock upstream, and small client helpers.
 #![allow(dead_code)]
 
+pub mod binary;
 pub mod mcp;
 pub mod mock_upstream;
 
