@@ -72,7 +72,9 @@ def header(params, m, svg_rel):
     v = m["versions"]
     lines += [
         f"- **Machine**: {m['cpu']}, {m['cores']} cores, {m['mem_gib']:.0f} GiB, Linux {m['kernel']}; "
-        "shared with other work, so expect noise, above all in the p99 columns.",
+        "shared with other work, so expect noise, above all in the p99 columns. One-minute load average "
+        f"{params['loadavg']['start']} before the scenarios (an idle machine shows about 0) and "
+        f"{params['loadavg']['end']} after them (the run's own load included).",
         f"- **Placement**: {params['placement']}. Every server under test runs {params['threads']} worker threads "
         f"(processes for nginx and LiteLLM); the mock runs {params['mock_threads']}.",
         f"- **Repetitions**: every figure is the median of {reps} repetition{'s' if reps > 1 else ''}"

@@ -49,7 +49,7 @@ streams() {
 # A few streams at a time: time to first chunk and the gaps between chunks.
 s3_timing() {
   mkdir -p "$RAW/s3/timing/$1"
-  streams "$1" "$S3_STREAMS" "$RAW/s3/timing/$1/rep$2.json" --ramp-ms 300
+  streams "$1" "$S3_STREAMS" "$RAW/s3/timing/$1/rep$2.json" --ramp-ms 500
 }
 
 # held FILE: the run lost no chunk and no stream stalled.

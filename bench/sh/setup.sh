@@ -75,7 +75,8 @@ write_params() {
   "hold_levels": [$(IFS=,; echo "${HOLD_LEVELS[*]}")], "litellm_hold": $LITELLM_HOLD,
   "chunks": $CHUNKS, "interval_ms": $INTERVAL_MS, "first_token_ms": $FIRST_TOKEN_MS, "stall_ms": $STALL_MS,
   "callgrind": $CALLGRIND, "callgrind_requests": [$(IFS=,; echo "${CG_N[*]}")],
-  "seconds": {"setup": $T_SETUP, "scenarios": $T_SCENARIOS, "total": $T_TOTAL}
+  "seconds": {"setup": $T_SETUP, "scenarios": $T_SCENARIOS, "total": $T_TOTAL},
+  "loadavg": {"start": $LOAD_START, "end": $LOAD_END}
 }
 JSON
 }
