@@ -18,6 +18,9 @@ pub enum ProxyError {
     /// A `/chat` session that does not exist, expired, or is not the caller's.
     #[error("no session {id}")]
     SessionNotFound { id: String },
+    /// Another turn on the same session did not finish in time.
+    #[error("session {id} is busy with another turn; try again")]
+    SessionBusy { id: String },
     /// No route at this path.
     #[error("no route for {method} {path}; the OpenAI API is served under /v1/")]
     NotFound { method: String, path: String },
@@ -52,6 +55,7 @@ impl ProxyError {
             Self::BadRequest { .. } => 400,
             Self::PayloadTooLarge { .. } => 413,
             Self::NotFound { .. } | Self::SessionNotFound { .. } => 404,
+            Self::SessionBusy { .. } => 409,
             Self::MethodNotAllowed { .. } => 405,
             Self::OriginNotAllowed { .. } => 403,
             Self::UpstreamUnreachable(_) => 502,
@@ -68,6 +72,7 @@ impl ProxyError {
             | Self::PayloadTooLarge { .. }
             | Self::NotFound { .. }
             | Self::SessionNotFound { .. }
+            | Self::SessionBusy { .. }
             | Self::MethodNotAllowed { .. } => "invalid_request_error",
             Self::OriginNotAllowed { .. } => "permission_error",
             Self::UpstreamUnreachable(_) | Self::UpstreamTimeout(_) | Self::UpstreamProtocol(_) => "upstream_error",
@@ -82,6 +87,7 @@ impl ProxyError {
             Self::PayloadTooLarge { .. } => "request_too_large",
             Self::NotFound { .. } => "unknown_url",
             Self::SessionNotFound { .. } => "session_not_found",
+            Self::SessionBusy { .. } => "session_busy",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::OriginNotAllowed { .. } => "origin_not_allowed",
             Self::UpstreamUnreachable(_) => "upstream_unreachable",

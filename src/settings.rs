@@ -437,8 +437,19 @@ impl Settings {
         let tool = validate_tool(&raw.tool)?;
         let max_body_bytes = usize::try_from(raw.limits.max_body_bytes).unwrap_or(usize::MAX);
         let ss = &raw.session;
-        if ss.ttl_seconds == 0 {
-            return Err(invalid("SESSION_TTL_SECONDS", "0", "must be at least 1 second"));
+        if ss.ttl_seconds == 0 || ss.ttl_seconds > 10 * 365 * 24 * 3600 {
+            return Err(invalid(
+                "SESSION_TTL_SECONDS",
+                &ss.ttl_seconds.to_string(),
+                "must be from 1 second to 10 years",
+            ));
+        }
+        if ss.store.starts_with("rediss://") {
+            return Err(invalid(
+                "SESSION_STORE",
+                "rediss://…",
+                "TLS to Redis is not built in; use redis:// through a TLS tunnel",
+            ));
         }
         let session = SessionSettings {
             store: ss.store.clone(),

@@ -74,7 +74,12 @@ async fn turn(gate: &Gate, session: &mut Session, ctx: &mut RequestCtx) -> Resul
         return Err(not_found(&id));
     }
     // One turn at a time per session; the second waits and sees the first's turn.
-    let _lock = store.lock(&id).await.map_err(store_error)?;
+    // A turn stuck longer than a whole request's budget is not waited for.
+    let wait = gate.settings.tool.limits.budget;
+    let _lock = tokio::time::timeout(wait, store.lock(&id))
+        .await
+        .map_err(|_| ProxyError::SessionBusy { id: id.clone() })?
+        .map_err(store_error)?;
     let history = store.load(&id, &owner).await.map_err(store_error)?.ok_or_else(|| not_found(&id))?;
     let user = Message::text("user", message);
     let turn = store.begin_turn(&id, &user).await.map_err(store_error)?;

@@ -78,9 +78,9 @@ pub trait SessionStore: Send + Sync {
 }
 
 /// Opens the store named by `SESSION_STORE`: `sqlite:PATH` (the default) or
-/// `redis://…` / `rediss://…`.
+/// `redis://…` (`redis+unix://…` for a socket).
 pub async fn open(spec: &str, ttl: std::time::Duration) -> Result<Arc<dyn SessionStore>, StoreError> {
-    if spec.starts_with("redis://") || spec.starts_with("rediss://") || spec.starts_with("redis+unix://") {
+    if spec.starts_with("redis://") || spec.starts_with("redis+unix://") {
         return Ok(Arc::new(redis::RedisStore::connect(spec, ttl).await?));
     }
     let path = spec.strip_prefix("sqlite://").or_else(|| spec.strip_prefix("sqlite:")).unwrap_or(spec);

@@ -5,6 +5,7 @@
 pub mod binary;
 pub mod mcp;
 pub mod mock_upstream;
+pub mod redis;
 
 use std::collections::HashMap;
 use std::sync::Arc;
