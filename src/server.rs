@@ -77,6 +77,7 @@ pub fn server_conf(settings: &Settings) -> ServerConf {
         graceful_shutdown_timeout_seconds: Some(settings.server.graceful_shutdown_timeout_seconds),
         // Our own retries (in the tool loop) decide what is safe to repeat.
         max_retries: 1,
+        ca_file: settings.upstream_ca_file.as_ref().map(|p| p.display().to_string()),
         ..ServerConf::default()
     }
 }

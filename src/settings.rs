@@ -131,6 +131,8 @@ pub struct Settings {
     pub cors: AllowedOrigins,
     pub cors_max_age_seconds: u64,
     pub models_fallback: bool,
+    /// CAs to trust for the upstream instead of the system's (private CAs).
+    pub upstream_ca_file: Option<std::path::PathBuf>,
     /// The enabled MCP servers, validated, variables expanded.
     pub mcp_servers: Vec<ServerConfig>,
     pub hub: HubSettings,
@@ -192,6 +194,8 @@ struct UpstreamSection {
     write_timeout_seconds: u64,
     pool_idle_seconds: u64,
     models_fallback: bool,
+    /// PEM bundle of the CAs to trust for an https upstream; empty: the system's.
+    ca_file: String,
 }
 
 impl Default for UpstreamSection {
@@ -202,6 +206,7 @@ impl Default for UpstreamSection {
             write_timeout_seconds: 60,
             pool_idle_seconds: 90,
             models_fallback: true,
+            ca_file: String::new(),
         }
     }
 }
@@ -433,6 +438,11 @@ impl Settings {
             pool_idle: secs("UPSTREAM_POOL_IDLE_SECONDS", u.pool_idle_seconds)?,
         };
         let cors = validate_origins(&raw.cors.allowed_origins)?;
+        let upstream_ca_file = match u.ca_file.trim() {
+            "" => None,
+            path if Path::new(path).is_file() => Some(std::path::PathBuf::from(path)),
+            path => return Err(invalid("UPSTREAM_CA_FILE", path, "no such file")),
+        };
         let (mcp_servers, hub) = validate_mcp(&raw.mcp, env)?;
         let tool = validate_tool(&raw.tool)?;
         let max_body_bytes = usize::try_from(raw.limits.max_body_bytes).unwrap_or(usize::MAX);
@@ -474,6 +484,7 @@ impl Settings {
             cors,
             cors_max_age_seconds: raw.cors.max_age_seconds,
             models_fallback: u.models_fallback,
+            upstream_ca_file,
             mcp_servers,
             hub,
             child_env,

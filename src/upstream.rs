@@ -70,13 +70,19 @@ pub struct HttpUpstream {
 impl HttpUpstream {
     pub fn new(settings: &Settings) -> Result<Self, ProxyError> {
         let t = &settings.upstream_timeouts;
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .tcp_nodelay(true)
             .connect_timeout(t.connect)
             .read_timeout(t.read)
-            .pool_idle_timeout(t.pool_idle)
-            .build()
-            .map_err(|e| ProxyError::Internal(format!("building the upstream client: {e}")))?;
+            .pool_idle_timeout(t.pool_idle);
+        if let Some(path) = &settings.upstream_ca_file {
+            // The same trust as pingora's transparent path: only these CAs.
+            let pem = std::fs::read(path).map_err(|e| ProxyError::Internal(format!("{}: {e}", path.display())))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| ProxyError::Internal(format!("{}: {e}", path.display())))?;
+            builder = certs.into_iter().fold(builder.tls_built_in_root_certs(false), |b, c| b.add_root_certificate(c));
+        }
+        let client = builder.build().map_err(|e| ProxyError::Internal(format!("building the upstream client: {e}")))?;
         let u = &settings.upstream;
         let scheme = if u.tls { "https" } else { "http" };
         let host = if u.host.contains(':') { format!("[{}]", u.host) } else { u.host.clone() };

@@ -107,3 +107,21 @@ async fn keep_alive_connections_to_the_upstream_are_reused() {
     }
     assert_eq!(mock.connections(), 1, "five sequential requests should share one upstream connection");
 }
+
+#[tokio::test]
+async fn http2_cleartext_clients_are_served_too() {
+    let mock = MockUpstream::start().await;
+    let proxy = start_proxy(&mock.base_url(), &[]);
+    mock.push(Reply::chat("over h2c"));
+    let h2 = reqwest::Client::builder().http2_prior_knowledge().build().unwrap_or_else(|e| panic!("{e}"));
+    let r = h2
+        .post(format!("{}/chat/completions", proxy.base_url()))
+        .json(&json!({"model": "m", "messages": []}))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap_or_default();
+    assert_eq!(v["choices"][0]["message"]["content"], "over h2c");
+}

@@ -59,7 +59,11 @@ impl UpstreamTarget {
             }
         }
         let target = (self.url.host.as_str(), self.url.port);
-        let found = tokio::net::lookup_host(target).await.ok().and_then(|mut addrs| addrs.next());
+        // Prefer IPv4: `localhost` often lists ::1 first while servers listen on 127.0.0.1.
+        let found = tokio::net::lookup_host(target).await.ok().and_then(|addrs| {
+            let all: Vec<SocketAddr> = addrs.collect();
+            all.iter().find(|a| a.is_ipv4()).or(all.first()).copied()
+        });
         match found {
             Some(addr) => {
                 if let Ok(mut guard) = self.resolved.lock() {

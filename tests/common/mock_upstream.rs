@@ -237,6 +237,19 @@ pub struct MockUpstream {
 
 impl MockUpstream {
     pub async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// The same mock over TLS, for `https://localhost:PORT`; returns the mock
+    /// and the path of the PEM file of the CA that signed its certificate.
+    pub async fn start_tls() -> (Self, String) {
+        let (acceptor, ca_pem) = super::tls::acceptor_for_localhost();
+        let path = std::env::temp_dir().join(format!("mock-ca-{}.pem", uuid::Uuid::new_v4()));
+        std::fs::write(&path, ca_pem).unwrap_or_else(|e| panic!("{e}"));
+        (Self::start_with(Some(acceptor)).await, path.display().to_string())
+    }
+
+    async fn start_with(tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("bind mock: {e}"));
         let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
         let state = Arc::new(State::default());
@@ -245,11 +258,20 @@ impl MockUpstream {
             while let Ok((stream, _)) = listener.accept().await {
                 let _ = stream.set_nodelay(true);
                 *lock(&st.connections) += 1;
-                let st = st.clone();
+                let (st, tls) = (st.clone(), tls.clone());
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| handle(st.clone(), req));
-                    let io = hyper_util::rt::TokioIo::new(stream);
-                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, svc).await;
+                    let http = hyper::server::conn::http1::Builder::new();
+                    match tls {
+                        None => {
+                            let _ = http.serve_connection(hyper_util::rt::TokioIo::new(stream), svc).await;
+                        }
+                        Some(acceptor) => {
+                            if let Ok(tls_stream) = acceptor.accept(stream).await {
+                                let _ = http.serve_connection(hyper_util::rt::TokioIo::new(tls_stream), svc).await;
+                            }
+                        }
+                    }
                 });
             }
         });

@@ -6,6 +6,7 @@ pub mod binary;
 pub mod mcp;
 pub mod mock_upstream;
 pub mod redis;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::sync::Arc;
