@@ -14,10 +14,12 @@
 //! | [`mcp`] | the MCP hub: clients of every configured server, the tool catalog, calls |
 //! | [`upstream`] | calling the LLM for the tool loop: the `ChatUpstream` seam, reqwest client |
 //! | [`tool_loop`] | rounds of upstream call → tool calls → results, both tool modes, streaming or not |
+//! | [`chat_client`] | the `chat` subcommand: an interactive client of `/chat` that streams answers and keeps the session |
 //!
 //! The gate is a component: [`gate::Gate::new`] builds it from [`settings::Settings`]
 //! and any pingora server can mount it; the binary only wires the command line to it.
 
+pub mod chat_client;
 pub mod error;
 pub mod gate;
 pub mod mcp;

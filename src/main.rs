@@ -1,4 +1,4 @@
-//! The command line: `serve` (default), `tools`, `check`. Wires arguments to
+//! The command line: `serve` (default), `chat`, `tools`, `check`. Wires arguments to
 //! the library; holds no logic of its own.
 
 use std::io::Write;
@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use mcp_chat_proxy::chat_client::{self, ChatArgs};
 use mcp_chat_proxy::mcp::Phase;
 use mcp_chat_proxy::server::{self, HubRuntime};
 use mcp_chat_proxy::settings::Settings;
@@ -26,10 +27,22 @@ enum Command {
     /// Validate the configuration, connect to every MCP server, report, and exit
     /// non-zero if any enabled server fails.
     Check,
+    /// Chat with a running proxy through its `/chat` sessions (quit, exit or Ctrl-D to leave).
+    Chat(ChatArgs),
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    match Cli::parse().command.unwrap_or(Command::Serve) {
+        // A client machine has no proxy configuration: the chat client reads none.
+        Command::Chat(args) => chat_client::run(args),
+        Command::Serve => with_settings(serve),
+        Command::Tools => with_settings(|s| tools(&s)),
+        Command::Check => with_settings(|s| check(&s)),
+    }
+}
+
+/// Loads and validates the proxy's settings (exit 2 if they are bad), then runs `command`.
+fn with_settings(command: impl FnOnce(Arc<Settings>) -> std::io::Result<ExitCode>) -> ExitCode {
     let settings = match Settings::load() {
         Ok(s) => Arc::new(s),
         Err(e) => {
@@ -38,12 +51,7 @@ fn main() -> ExitCode {
         }
     };
     init_logging();
-    let result = match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(settings),
-        Command::Tools => tools(&settings),
-        Command::Check => check(&settings),
-    };
-    result.unwrap_or_else(|e| {
+    command(settings).unwrap_or_else(|e| {
         eprintln!("mcp-chat-proxy: {e}");
         ExitCode::FAILURE
     })
