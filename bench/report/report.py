@@ -85,7 +85,8 @@ def header(params, m, svg_rel):
         "- **Mock upstream** (`bench/src/bin/fast_mock.rs`, hyper, TCP_NODELAY): canned chat completions of "
         f"1 KiB and 16 KiB; streams of {params['chunks']} chunks every {params['interval_ms']} ms, first "
         f"token after {params['first_token_ms']} ms.",
-        "- **Targets**: our proxy (release build, `RUST_LOG=warn`, the repository's `conf/`); a bare pingora "
+        "- **Targets**: our proxy (release build, `RUST_LOG=warn`, the repository's `conf/`, no MCP servers, so "
+        "chat requests take the transparent path); a bare pingora "
         "`ProxyHttp` of the same pingora version and features (`bench/src/bin/bare_pingora.rs`), which "
         "tells pingora's cost from ours; Debian's nginx as a plain `proxy_pass` with upstream keep-alive and "
         "`proxy_buffering off` (`bench/conf/nginx.conf.in`); LiteLLM's proxy from PyPI with the mock as an "

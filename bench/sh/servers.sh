@@ -70,10 +70,12 @@ start_mock() {
 # The proxy's environment: nothing but explicit settings (env -i), so no
 # variable of this shell and no .env can leak in; it also runs from a
 # scratch directory, since .env is looked up in parent directories too.
+# No MCP servers: scenarios 1-4 measure the transparent path (the tool loop
+# will be scenario 5), and an MCP server's start-up would only add noise.
 proxy_env() {
   PROXY_ENV=(PATH="$PATH" HOME="$HOME" OPENAI_API_KEY= OPENAI_BASE_URL="http://127.0.0.1:$MOCK_PORT/v1"
     HOST=127.0.0.1 PORT="$PROXY_PORT" CONFIG_FILE="$PROXY_ROOT/conf/mcp-chat-proxy.toml"
-    SERVER_THREADS="$1" RUST_LOG=warn)
+    MCP_SERVERS_CONFIG= SERVER_THREADS="$1" RUST_LOG=warn)
 }
 
 # start_proxy [WRAPPER...]: the proxy, optionally under a wrapper (valgrind).
