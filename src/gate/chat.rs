@@ -264,6 +264,9 @@ fn sse_header(gate: &Gate, ctx: &RequestCtx) -> Result<ResponseHeader> {
     resp.insert_header("content-type", "text/event-stream")?;
     resp.insert_header("cache-control", "no-cache")?;
     resp.insert_header(REQUEST_ID, ctx.request_id.as_str())?;
+    if let Some(id) = &ctx.session_id {
+        resp.insert_header("x-session-id", id.as_str())?;
+    }
     cors::decorate(&mut resp, &gate.settings.cors, ctx.allow_origin.as_ref());
     Ok(resp)
 }

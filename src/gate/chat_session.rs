@@ -73,6 +73,8 @@ async fn turn(gate: &Gate, session: &mut Session, ctx: &mut RequestCtx) -> Resul
     if store.load(&id, &owner).await.map_err(store_error)?.is_none() {
         return Err(not_found(&id));
     }
+    // Known from here on, even if the turn fails (then no `chat.session` event comes).
+    ctx.session_id = Some(id.clone());
     // One turn at a time per session; the second waits and sees the first's turn.
     // A turn stuck longer than a whole request's budget is not waited for.
     let wait = gate.settings.tool.limits.budget;

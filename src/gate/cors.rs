@@ -9,7 +9,7 @@ use crate::settings::AllowedOrigins;
 
 const ALLOW_METHODS: &str = "GET, POST, PUT, PATCH, DELETE, OPTIONS";
 const DEFAULT_ALLOW_HEADERS: &str = "authorization, content-type, x-request-id, openai-organization, openai-project";
-const EXPOSE_HEADERS: &str = "x-request-id, retry-after";
+const EXPOSE_HEADERS: &str = "x-request-id, x-session-id, retry-after";
 
 /// The `Access-Control-Allow-Origin` value for a request from `origin`, or
 /// `None` when that origin is not allowed (or the request had no `Origin`).

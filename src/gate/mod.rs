@@ -62,6 +62,8 @@ pub struct RequestCtx {
     upstream_status: Option<u16>,
     /// Status of a response the proxy wrote itself.
     local_status: Option<u16>,
+    /// `/chat`: the session this request belongs to, sent as `x-session-id`.
+    session_id: Option<String>,
     _in_flight: InFlight,
 }
 
@@ -135,6 +137,7 @@ impl ProxyHttp for Gate {
             models_fallback: false,
             upstream_status: None,
             local_status: None,
+            session_id: None,
             _in_flight: InFlight(self.in_flight.clone()),
         }
     }

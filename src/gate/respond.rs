@@ -45,6 +45,9 @@ pub async fn send(session: &mut Session, ctx: &mut RequestCtx, settings: &Settin
     let mut resp = json_header(answer.status, answer.body.len())?;
     resp.insert_header("content-type", answer.content_type)?;
     resp.insert_header(REQUEST_ID, ctx.request_id.as_str())?;
+    if let Some(id) = &ctx.session_id {
+        resp.insert_header("x-session-id", id.as_str())?;
+    }
     cors::decorate(&mut resp, &settings.cors, ctx.allow_origin.as_ref());
     ctx.local_status = Some(answer.status);
     let head_only = session.req_header().method == http::Method::HEAD;

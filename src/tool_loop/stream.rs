@@ -156,6 +156,8 @@ impl SseWriter {
                 }
             }
         }
+        // Only the first chunk of the stream may carry the role.
+        self.role_sent = true;
         self.send(Bytes::from(format!("data: {value}\n\n"))).await
     }
 }
