@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # The scenarios. Sourced by bench/run; each writes raw results under
 # $RAW/<scenario>/ for bench/report.py, which computes every figure.
 

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Starting and stopping the servers under test. Sourced by bench/run.
 #
 # Every server is started with setsid so its process id is also its process
@@ -78,16 +79,18 @@ proxy_env() {
     MCP_SERVERS_CONFIG= SERVER_THREADS="$1" RUST_LOG=warn)
 }
 
+# shellcheck disable=SC2120 # the wrapper is passed by cg_run, as "start_$x"
 # start_proxy [WRAPPER...]: the proxy, optionally under a wrapper (valgrind).
 start_proxy() {
   proxy_env "$THREADS"
-  pushd "$SCRATCH" >/dev/null
+  pushd "$SCRATCH" >/dev/null || die "no scratch directory $SCRATCH"
   start_bg proxy "${SERVER_CPU[@]}" env -i "${PROXY_ENV[@]}" "$@" "$PROXY_BIN"
-  popd >/dev/null
+  popd >/dev/null || die "popd"
   URL[proxy]=http://127.0.0.1:$PROXY_PORT
   wait_tcp "$PROXY_PORT" 60 proxy
 }
 
+# shellcheck disable=SC2120 # as start_proxy
 # start_bare [WRAPPER...]: the bare pingora passthrough, optionally wrapped.
 start_bare() {
   start_bg bare "${SERVER_CPU[@]}" "$@" "$BIN/bare_pingora" --port "$BARE_PORT" \
@@ -96,6 +99,7 @@ start_bare() {
   wait_tcp "$BARE_PORT" 60 bare
 }
 
+# shellcheck disable=SC2120 # as start_proxy
 # start_nginx [WRAPPER...]: nginx with its own generated config; under a
 # wrapper (valgrind) as a single process that serves requests itself.
 start_nginx() {
@@ -119,6 +123,7 @@ start_litellm() {
   URL[litellm]=http://127.0.0.1:$LITELLM_PORT
 }
 
+# shellcheck disable=SC2119 # unwrapped on purpose
 start_target() {
   case $1 in
     proxy) start_proxy ;;

@@ -1,3 +1,5 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034 # what this file sets, bench/run and the other files use
 # Installing, building and preparing. Sourced by bench/run.
 
 # Everything the harness runs, installed when missing (a fresh Debian
