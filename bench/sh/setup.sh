@@ -44,7 +44,7 @@ build_all() {
   log "building release binaries (the proxy in $PROXY_ROOT, then bench/)"
   (cd "$PROXY_ROOT" && cargo build --release --locked --quiet)
   # bench/ keeps its own target dir even when CARGO_TARGET_DIR moves the proxy's.
-  (cd "$BENCH" && CARGO_TARGET_DIR=$BENCH/target cargo build --release --locked --quiet)
+  (cd "$BENCH" && CARGO_TARGET_DIR=$BENCH_TARGET cargo build --release --locked --quiet)
 }
 
 prepare_out() {
