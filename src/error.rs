@@ -12,6 +12,9 @@ pub enum ProxyError {
     /// The request cannot be understood (bad JSON, wrong types, bad header values).
     #[error("{message}")]
     BadRequest { message: String, param: Option<String> },
+    /// Client keys are configured and the request has none, or a wrong one.
+    #[error("Incorrect API key provided. Send a valid key as 'Authorization: Bearer <key>'.")]
+    InvalidApiKey,
     /// The request body is larger than the configured cap.
     #[error("the request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
@@ -53,6 +56,7 @@ impl ProxyError {
     pub fn status(&self) -> u16 {
         match self {
             Self::BadRequest { .. } => 400,
+            Self::InvalidApiKey => 401,
             Self::PayloadTooLarge { .. } => 413,
             Self::NotFound { .. } | Self::SessionNotFound { .. } => 404,
             Self::SessionBusy { .. } => 409,
@@ -69,6 +73,7 @@ impl ProxyError {
     fn kind(&self) -> &'static str {
         match self {
             Self::BadRequest { .. }
+            | Self::InvalidApiKey
             | Self::PayloadTooLarge { .. }
             | Self::NotFound { .. }
             | Self::SessionNotFound { .. }
@@ -84,6 +89,7 @@ impl ProxyError {
     fn code(&self) -> &'static str {
         match self {
             Self::BadRequest { .. } => "invalid_request",
+            Self::InvalidApiKey => "invalid_api_key",
             Self::PayloadTooLarge { .. } => "request_too_large",
             Self::NotFound { .. } => "unknown_url",
             Self::SessionNotFound { .. } => "session_not_found",

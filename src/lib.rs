@@ -6,6 +6,7 @@
 //! | module | owns |
 //! | --- | --- |
 //! | [`settings`] | every knob: `.env`, the environment, `conf/`; validation with errors that name the setting |
+//! | [`auth`] | client keys and their tool allow-lists |
 //! | [`error`] | the proxy's error enum, its HTTP status, the OpenAI error body and SSE error event |
 //! | [`openai`] | OpenAI wire types (unknown fields kept) |
 //! | [`gate`] | pingora `ProxyHttp`: routing, CORS, request ids, access log, transparent proxying |
@@ -19,6 +20,7 @@
 //! The gate is a component: [`gate::Gate::new`] builds it from [`settings::Settings`]
 //! and any pingora server can mount it; the binary only wires the command line to it.
 
+pub mod auth;
 pub mod chat_client;
 pub mod error;
 pub mod gate;

@@ -142,6 +142,8 @@ pub struct Settings {
     /// Largest request body the proxy reads (the tool loop and `/chat`).
     pub max_body_bytes: usize,
     pub session: SessionSettings,
+    /// Client keys; empty: anyone may call (see README).
+    pub keys: crate::auth::Keys,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,6 +167,7 @@ struct RawConfig {
     tool: ToolSection,
     limits: LimitsSection,
     session: SessionSection,
+    auth: AuthSection,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -277,6 +280,16 @@ impl Default for ToolSection {
             model_modes: BTreeMap::new(),
         }
     }
+}
+
+/// Client keys.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct AuthSection {
+    /// Keys with access to every tool; env `AUTH_KEYS` (comma-separated, `${VAR}` allowed).
+    keys: Vec<String>,
+    /// A TOML file of keys with per-key tool allow-lists; empty: none.
+    keys_file: String,
 }
 
 /// `/chat` sessions.
@@ -461,6 +474,9 @@ impl Settings {
                 "TLS to Redis is not built in; use redis:// through a TLS tunnel",
             ));
         }
+        let keys_file = raw.auth.keys_file.trim();
+        let keys = crate::auth::Keys::load(&raw.auth.keys, (!keys_file.is_empty()).then(|| Path::new(keys_file)), env)
+            .map_err(|e| invalid("AUTH_KEYS_FILE", keys_file, e))?;
         let session = SessionSettings {
             store: ss.store.clone(),
             ttl: Duration::from_secs(ss.ttl_seconds),
@@ -491,6 +507,7 @@ impl Settings {
             tool,
             max_body_bytes,
             session,
+            keys,
         })
     }
 

@@ -26,7 +26,7 @@ pub fn header(session: &Session, name: &str) -> Option<String> {
     session.req_header().headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
 }
 
-pub fn applies(gate: &Gate, session: &Session) -> Result<bool, ProxyError> {
+pub fn applies(gate: &Gate, session: &Session, ctx: &RequestCtx) -> Result<bool, ProxyError> {
     match header(session, "x-mcp-tools").as_deref().map(str::to_ascii_lowercase).as_deref() {
         None | Some("on") | Some("auto") => {}
         Some("off") => return Ok(false),
@@ -38,7 +38,12 @@ pub fn applies(gate: &Gate, session: &Session) -> Result<bool, ProxyError> {
         }
     }
     mode_header(session)?;
-    Ok(!gate.hub.catalog().is_empty())
+    Ok(has_tools(gate, ctx))
+}
+
+/// Whether the tools this request may use are not empty.
+pub fn has_tools(gate: &Gate, ctx: &RequestCtx) -> bool {
+    !gate.tools_for(ctx).catalog().is_empty()
 }
 
 fn mode_header(session: &Session) -> Result<Option<ModeSetting>, ProxyError> {
@@ -64,8 +69,7 @@ pub async fn handle(gate: &Gate, session: &mut Session, ctx: &mut RequestCtx) ->
     };
     let (mode, auto) = pick_mode(gate, session, &req.model);
     let mcp = req.tool_choice.as_ref().and_then(|c| c.as_str()) != Some("none");
-    let authorization = header(session, "authorization");
-    let caller = Caller { authorization, request_id: ctx.request_id.clone() };
+    let caller = Caller { authorization: gate.forwardable_authorization(session), request_id: ctx.request_id.clone() };
     let job = Job { req, mode, mcp, caller, record: None };
     let done = run_with_fallback(gate, session, ctx, job, auto).await?;
     if let Some(finish) = done.finish {
@@ -174,7 +178,7 @@ const DONE: &[u8] = b"data: [DONE]\n\n";
 /// Runs the loop while watching for the client to hang up; streams go to
 /// the client as they come.
 pub async fn execute(gate: &Gate, session: &mut Session, ctx: &mut RequestCtx, job: Job) -> Result<Executed> {
-    let tools: Arc<dyn crate::tool_loop::ToolRunner> = gate.hub.clone();
+    let tools = gate.tools_for(ctx);
     let run = Run {
         upstream: &*gate.chat_upstream,
         tools: &*tools,

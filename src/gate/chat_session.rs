@@ -99,7 +99,7 @@ async fn turn(gate: &Gate, session: &mut Session, ctx: &mut RequestCtx) -> Resul
     };
     let (mode, auto) = pick_mode(gate, session, &model);
     let mcp = header(session, "x-mcp-tools").as_deref() != Some("off");
-    let caller = Caller { authorization, request_id: ctx.request_id.clone() };
+    let caller = Caller { authorization: gate.forwardable_authorization(session), request_id: ctx.request_id.clone() };
     let record = TurnRecord { store: store.clone(), session_id: id.clone(), turn };
     let job = Job { req: chat, mode, mcp, caller, record: Some(record) };
     let done =

@@ -25,6 +25,7 @@ use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, Result};
 
+use crate::auth::{AllowedTools, ClientKey};
 use crate::error::ProxyError;
 use crate::mcp::Hub;
 use crate::openai::models::ModelList;
@@ -64,6 +65,8 @@ pub struct RequestCtx {
     local_status: Option<u16>,
     /// `/chat`: the session this request belongs to, sent as `x-session-id`.
     session_id: Option<String>,
+    /// The client key the request presented (when keys are configured).
+    client: Option<ClientKey>,
     _in_flight: InFlight,
 }
 
@@ -103,6 +106,26 @@ impl Gate {
         }
     }
 
+    /// The tools this request may see and call: the hub, narrowed to the
+    /// client key's allow-list.
+    fn tools_for(&self, ctx: &RequestCtx) -> Arc<dyn crate::tool_loop::ToolRunner> {
+        match &ctx.client {
+            Some(key) if key.allow().is_restricted() => {
+                Arc::new(AllowedTools { inner: self.hub.clone(), allow: key.allow().clone() })
+            }
+            _ => self.hub.clone(),
+        }
+    }
+
+    /// The client's `Authorization`, for the upstream: only in
+    /// bring-your-own-key mode (no client keys of ours, no upstream key).
+    fn forwardable_authorization(&self, session: &Session) -> Option<String> {
+        if !self.settings.keys.is_empty() {
+            return None;
+        }
+        session.req_header().headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string)
+    }
+
     fn learned_prompt_only(&self, model: &str) -> bool {
         self.prompt_only.lock().map(|s| s.contains(model)).unwrap_or(false)
     }
@@ -138,6 +161,7 @@ impl ProxyHttp for Gate {
             upstream_status: None,
             local_status: None,
             session_id: None,
+            client: None,
             _in_flight: InFlight(self.in_flight.clone()),
         }
     }
@@ -150,11 +174,23 @@ impl ProxyHttp for Gate {
         ctx.route = Route::classify(&req.method, req.uri.path());
         ctx.allow_origin = cors::allow_origin(&self.settings.cors, req.headers.get("origin"));
 
+        if !self.settings.keys.is_empty() && !matches!(ctx.route, Route::Welcome | Route::Health | Route::Preflight) {
+            let given = req.headers.get("authorization").and_then(|v| v.to_str().ok());
+            match self.settings.keys.check(given) {
+                Some(key) => ctx.client = Some(key.clone()),
+                None => {
+                    respond::send(session, ctx, &self.settings, respond::Answer::error(&ProxyError::InvalidApiKey))
+                        .await?;
+                    return Ok(true);
+                }
+            }
+        }
+        let req = session.req_header();
         let answer = match ctx.route {
             Route::Proxy | Route::Models => return Ok(false),
             Route::Chat => return chat_session::post(self, session, ctx).await,
             Route::ChatHistory => return chat_session::item(self, session, ctx).await,
-            Route::ChatCompletions => match chat::applies(self, session) {
+            Route::ChatCompletions => match chat::applies(self, session, ctx) {
                 Ok(false) => return Ok(false),
                 Ok(true) => return chat::handle(self, session, ctx).await,
                 Err(e) => respond::Answer::error(&e),
@@ -181,7 +217,7 @@ impl ProxyHttp for Gate {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        self.upstream.rewrite(upstream_request)?;
+        self.upstream.rewrite(upstream_request, !self.settings.keys.is_empty())?;
         upstream_request.insert_header(REQUEST_ID, ctx.request_id.as_str())?;
         Ok(())
     }

@@ -79,7 +79,7 @@ impl UpstreamTarget {
     /// `<base path>/<rest>`, `Host` names the upstream, and the client's
     /// `Authorization` is replaced by the configured key (kept when none is
     /// configured: bring-your-own-key).
-    pub fn rewrite(&self, req: &mut RequestHeader) -> Result<()> {
+    pub fn rewrite(&self, req: &mut RequestHeader, client_keys: bool) -> Result<()> {
         let path = req.uri.path();
         let rest = path.strip_prefix("/v1").unwrap_or(path);
         let mut target = format!("{}{}", self.url.path_prefix, rest);
@@ -92,8 +92,15 @@ impl UpstreamTarget {
             .map_err(|e| Error::because(ErrorType::InvalidHTTPHeader, "rewriting the request path", e))?;
         req.set_uri(uri);
         req.insert_header("host", self.host_header.as_str())?;
-        if let Some(bearer) = &self.bearer {
-            req.insert_header("authorization", bearer.clone())?;
+        match &self.bearer {
+            Some(bearer) => {
+                req.insert_header("authorization", bearer.clone())?;
+            }
+            // The client's key is ours to check, never the upstream's to see.
+            None if client_keys => {
+                req.remove_header("authorization");
+            }
+            None => {}
         }
         Ok(())
     }
@@ -130,7 +137,7 @@ mod tests {
         let t = target("https://gw.example/api/openai/v1", Some("sk-up"));
         let mut req = RequestHeader::build("GET", b"/v1/models?limit=2", None).unwrap_or_else(|e| panic!("{e}"));
         req.insert_header("authorization", "Bearer client").unwrap_or_else(|e| panic!("{e}"));
-        t.rewrite(&mut req).unwrap_or_else(|e| panic!("{e}"));
+        t.rewrite(&mut req, false).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(req.uri.to_string(), "/api/openai/v1/models?limit=2");
         assert_eq!(req.headers["host"], "gw.example");
         assert_eq!(req.headers["authorization"], "Bearer sk-up");
@@ -141,7 +148,7 @@ mod tests {
         let t = target("http://127.0.0.1:9/v1", None);
         let mut req = RequestHeader::build("GET", b"/v1/models", None).unwrap_or_else(|e| panic!("{e}"));
         req.insert_header("authorization", "Bearer client").unwrap_or_else(|e| panic!("{e}"));
-        t.rewrite(&mut req).unwrap_or_else(|e| panic!("{e}"));
+        t.rewrite(&mut req, false).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(req.headers["authorization"], "Bearer client");
         assert_eq!(req.headers["host"], "127.0.0.1:9");
     }

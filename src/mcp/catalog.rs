@@ -71,6 +71,13 @@ impl Catalog {
         Arc::new(Catalog { tools, by_name })
     }
 
+    /// The catalog of only the tools `keep` accepts (names unchanged).
+    pub fn filtered(&self, keep: impl Fn(&CatalogTool) -> bool) -> Catalog {
+        let tools: Vec<CatalogTool> = self.tools.iter().filter(|t| keep(t)).cloned().collect();
+        let by_name = tools.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
+        Catalog { tools, by_name }
+    }
+
     pub fn tools(&self) -> &[CatalogTool] {
         &self.tools
     }
