@@ -27,7 +27,7 @@ def curve(samples, max_x):
     return points
 
 
-def render(series, labels, title, subtitle):
+def render(series, labels, title, subtitle, legend_title=""):
     """series: {target: sorted latencies in ms}; labels: {target: legend text}."""
     series = {k: v for k, v in series.items() if v}
     if not series:
@@ -53,11 +53,12 @@ def render(series, labels, title, subtitle):
            f'<text x="{LEFT}" y="22" font-size="15" font-weight="bold">{esc(title)}</text>',
            f'<text x="{LEFT}" y="40" fill="#444">{esc(subtitle)}</text>']
     out += grid(sx, sy, max_x, y_lo, y_hi, pw, ph)
+    out.append(f'<text x="{W - RIGHT + 12}" y="{TOP + 2}" fill="#444">{esc(legend_title)}</text>')
     for i, (name, samples) in enumerate(series.items()):
         pts = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in curve(samples, max_x))
         color = COLORS.get(name, "#000")
         out.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{pts}"/>')
-        ly = TOP + 10 + 20 * i
+        ly = TOP + 22 + 20 * i
         out.append(f'<line x1="{W - RIGHT + 12}" y1="{ly}" x2="{W - RIGHT + 36}" y2="{ly}" stroke="{color}" stroke-width="3"/>')
         out.append(f'<text x="{W - RIGHT + 42}" y="{ly + 4}">{esc(labels.get(name, name))}</text>')
     out.append("</svg>")
