@@ -27,9 +27,11 @@ pub fn header(session: &Session, name: &str) -> Option<String> {
 }
 
 pub fn applies(gate: &Gate, session: &Session, ctx: &RequestCtx) -> Result<bool, ProxyError> {
-    match header(session, "x-mcp-tools").as_deref().map(str::to_ascii_lowercase).as_deref() {
-        None | Some("on") | Some("auto") => {}
-        Some("off") => return Ok(false),
+    let given = session.req_header().headers.get("x-mcp-tools").map(|v| v.to_str().unwrap_or("?"));
+    match given {
+        None => {}
+        Some(v) if v.eq_ignore_ascii_case("on") || v.eq_ignore_ascii_case("auto") => {}
+        Some(v) if v.eq_ignore_ascii_case("off") => return Ok(false),
         Some(other) => {
             return Err(ProxyError::bad_request(
                 format!("x-mcp-tools must be on or off, not {other:?}"),
@@ -267,7 +269,7 @@ fn sse_header(gate: &Gate, ctx: &RequestCtx) -> Result<ResponseHeader> {
     let mut resp = ResponseHeader::build(200, Some(6))?;
     resp.insert_header("content-type", "text/event-stream")?;
     resp.insert_header("cache-control", "no-cache")?;
-    resp.insert_header(REQUEST_ID, ctx.request_id.as_str())?;
+    resp.insert_header(REQUEST_ID, super::request_id_value(&ctx.request_id)?)?;
     if let Some(id) = &ctx.session_id {
         resp.insert_header("x-session-id", id.as_str())?;
     }
@@ -286,7 +288,7 @@ pub async fn write_finish(gate: &Gate, session: &mut Session, ctx: &mut RequestC
             if let Some(ra) = retry_after {
                 resp.insert_header("retry-after", ra)?;
             }
-            resp.insert_header(REQUEST_ID, ctx.request_id.as_str())?;
+            resp.insert_header(REQUEST_ID, super::request_id_value(&ctx.request_id)?)?;
             cors::decorate(&mut resp, &gate.settings.cors, ctx.allow_origin.as_ref());
             ctx.local_status = Some(status);
             ctx.upstream_status = Some(status);

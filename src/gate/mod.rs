@@ -36,7 +36,7 @@ pub use routes::Route;
 use upstream_target::UpstreamTarget;
 
 /// The header that carries the request id both ways.
-pub const REQUEST_ID: &str = "x-request-id";
+pub const REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
 
 /// The proxy as a pingora component: build it with [`Gate::new`] and mount it
 /// in any pingora server (see `examples/embed.rs`).
@@ -170,7 +170,7 @@ impl ProxyHttp for Gate {
     /// answers every route the proxy owns. `Ok(true)` means "answered here".
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let req = session.req_header();
-        ctx.request_id = routes::request_id(req.headers.get(REQUEST_ID));
+        ctx.request_id = routes::request_id(req.headers.get(&REQUEST_ID));
         ctx.route = Route::classify(&req.method, req.uri.path());
         ctx.allow_origin = cors::allow_origin(&self.settings.cors, req.headers.get("origin"));
 
@@ -218,7 +218,7 @@ impl ProxyHttp for Gate {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         self.upstream.rewrite(upstream_request, !self.settings.keys.is_empty())?;
-        upstream_request.insert_header(REQUEST_ID, ctx.request_id.as_str())?;
+        upstream_request.insert_header(REQUEST_ID, request_id_value(&ctx.request_id)?)?;
         Ok(())
     }
 
@@ -244,7 +244,7 @@ impl ProxyHttp for Gate {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        upstream_response.insert_header(REQUEST_ID, ctx.request_id.as_str())?;
+        upstream_response.insert_header(REQUEST_ID, request_id_value(&ctx.request_id)?)?;
         cors::decorate(upstream_response, &self.settings.cors, ctx.allow_origin.as_ref());
         Ok(())
     }
@@ -309,4 +309,9 @@ impl ProxyHttp for Gate {
         // The access-log line above already records the error with the request id.
         true
     }
+}
+
+/// The request id as a header value (ids are checked tokens or uuids).
+pub(crate) fn request_id_value(id: &str) -> Result<HeaderValue> {
+    HeaderValue::from_str(id).map_err(|e| Error::because(pingora::ErrorType::InternalError, "request id", e))
 }

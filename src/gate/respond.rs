@@ -44,7 +44,7 @@ pub fn json_header(status: u16, len: usize) -> Result<ResponseHeader> {
 pub async fn send(session: &mut Session, ctx: &mut RequestCtx, settings: &Settings, answer: Answer) -> Result<()> {
     let mut resp = json_header(answer.status, answer.body.len())?;
     resp.insert_header("content-type", answer.content_type)?;
-    resp.insert_header(REQUEST_ID, ctx.request_id.as_str())?;
+    resp.insert_header(REQUEST_ID, super::request_id_value(&ctx.request_id)?)?;
     if let Some(id) = &ctx.session_id {
         resp.insert_header("x-session-id", id.as_str())?;
     }
@@ -69,7 +69,7 @@ pub async fn preflight(session: &mut Session, ctx: &mut RequestCtx, settings: &S
     };
     let requested = session.req_header().headers.get("access-control-request-headers").cloned();
     let mut resp = ResponseHeader::build(204, Some(8))?;
-    resp.insert_header(REQUEST_ID, ctx.request_id.as_str())?;
+    resp.insert_header(REQUEST_ID, super::request_id_value(&ctx.request_id)?)?;
     resp.insert_header("content-length", "0")?;
     cors::decorate(&mut resp, &settings.cors, Some(&allow));
     cors::preflight(&mut resp, requested.as_ref(), settings.cors_max_age_seconds);

@@ -17,7 +17,7 @@ const DNS_TTL: Duration = Duration::from_secs(30);
 
 pub struct UpstreamTarget {
     url: UpstreamUrl,
-    host_header: String,
+    host_header: http::HeaderValue,
     /// `Bearer <key>`, marked sensitive so no `Debug` of the headers shows it.
     bearer: Option<http::HeaderValue>,
     timeouts: UpstreamTimeouts,
@@ -29,7 +29,8 @@ impl UpstreamTarget {
         let literal = settings.upstream.host.parse::<std::net::IpAddr>().ok();
         Self {
             url: settings.upstream.clone(),
-            host_header: settings.upstream.host_header(),
+            host_header: http::HeaderValue::from_str(&settings.upstream.host_header())
+                .unwrap_or_else(|_| http::HeaderValue::from_static("localhost")),
             bearer: settings.openai_api_key.as_ref().and_then(bearer),
             timeouts: settings.upstream_timeouts.clone(),
             // An IP literal never needs a lookup: cache it forever.
@@ -80,25 +81,28 @@ impl UpstreamTarget {
     /// `Authorization` is replaced by the configured key (kept when none is
     /// configured: bring-your-own-key).
     pub fn rewrite(&self, req: &mut RequestHeader, client_keys: bool) -> Result<()> {
-        let path = req.uri.path();
-        let rest = path.strip_prefix("/v1").unwrap_or(path);
-        let mut target = format!("{}{}", self.url.path_prefix, rest);
-        if let Some(q) = req.uri.query() {
-            target.push('?');
-            target.push_str(q);
+        // The usual base URL ends in /v1, like the client's path: nothing to rewrite.
+        if self.url.path_prefix != "/v1" {
+            let path = req.uri.path();
+            let rest = path.strip_prefix("/v1").unwrap_or(path);
+            let mut target = format!("{}{}", self.url.path_prefix, rest);
+            if let Some(q) = req.uri.query() {
+                target.push('?');
+                target.push_str(q);
+            }
+            let uri = target
+                .parse::<http::Uri>()
+                .map_err(|e| Error::because(ErrorType::InvalidHTTPHeader, "rewriting the request path", e))?;
+            req.set_uri(uri);
         }
-        let uri = target
-            .parse::<http::Uri>()
-            .map_err(|e| Error::because(ErrorType::InvalidHTTPHeader, "rewriting the request path", e))?;
-        req.set_uri(uri);
-        req.insert_header("host", self.host_header.as_str())?;
+        req.insert_header(http::header::HOST, self.host_header.clone())?;
         match &self.bearer {
             Some(bearer) => {
-                req.insert_header("authorization", bearer.clone())?;
+                req.insert_header(http::header::AUTHORIZATION, bearer.clone())?;
             }
             // The client's key is ours to check, never the upstream's to see.
             None if client_keys => {
-                req.remove_header("authorization");
+                req.remove_header(&http::header::AUTHORIZATION);
             }
             None => {}
         }
