@@ -438,12 +438,6 @@ impl Settings {
             return Err(invalid("SERVER_THREADS", &s.threads.to_string(), "must be from 1 to 256"));
         }
         let u = &raw.upstream;
-        let secs = |name: &str, v: u64| -> Result<Duration, SettingsError> {
-            if v == 0 {
-                return Err(invalid(name, "0", "must be at least 1 second"));
-            }
-            Ok(Duration::from_secs(v))
-        };
         let upstream_timeouts = UpstreamTimeouts {
             connect: secs("UPSTREAM_CONNECT_TIMEOUT_SECONDS", u.connect_timeout_seconds)?,
             read: secs("UPSTREAM_READ_TIMEOUT_SECONDS", u.read_timeout_seconds)?,
@@ -517,6 +511,14 @@ impl Settings {
     }
 }
 
+/// A duration setting that must be at least one second.
+fn secs(name: &str, v: u64) -> Result<Duration, SettingsError> {
+    if v == 0 {
+        return Err(invalid(name, "0", "must be at least 1 second"));
+    }
+    Ok(Duration::from_secs(v))
+}
+
 fn validate_tool(t: &ToolSection) -> Result<ToolSettings, SettingsError> {
     let mode =
         ModeSetting::parse(&t.mode).ok_or_else(|| invalid("TOOL_MODE", &t.mode, "must be auto, native or prompt"))?;
@@ -544,12 +546,6 @@ fn validate_mcp(
     m: &McpSection,
     env: &HashMap<String, String>,
 ) -> Result<(Vec<ServerConfig>, HubSettings), SettingsError> {
-    let secs = |name: &str, v: u64| -> Result<Duration, SettingsError> {
-        if v == 0 {
-            return Err(invalid(name, "0", "must be at least 1 second"));
-        }
-        Ok(Duration::from_secs(v))
-    };
     let hub = HubSettings {
         call_timeout: secs("MCP_CALL_TIMEOUT_SECONDS", m.call_timeout_seconds)?,
         retries: u32::try_from(m.retries).map_err(|_| invalid("MCP_RETRIES", &m.retries.to_string(), "too large"))?,
