@@ -181,3 +181,31 @@ def s4(raw):
                   "open": median(s["max_open"] for s in streams),
                   "stream_lost": sum(s["lost"] + s["stalled"] for s in streams)}
     return out
+
+
+S6_ROWS = [("stdio", "hub"), ("stdio", "direct"), ("http", "hub"), ("http", "direct")]
+
+
+def s6(raw):
+    """MCP calls: {(transport, path): {p50_ms, p99_ms, calls_per_s, errors, reps}}, and for the hub
+    rows the median over repetitions of hub ÷ direct (same transport, same repetition)."""
+    per_rep = {}
+    for rep, path in reps_of(os.path.join(raw, "s6", "rep*.jsonl")).items():
+        with open(path) as f:
+            for line in f:
+                if line.strip():
+                    r = json.loads(line)
+                    per_rep.setdefault((r["transport"], r["path"]), {})[rep] = r
+    out = {}
+    for key, runs in per_rep.items():
+        out[key] = {k: median(r[k] for r in runs.values()) for k in ["p50_ms", "p99_ms", "calls_per_s"]}
+        out[key]["errors"] = sum(r["errors"] for r in runs.values())
+        out[key]["reps"] = len(runs)
+    for transport in {t for t, _ in per_rep}:
+        hub, direct = per_rep.get((transport, "hub")), per_rep.get((transport, "direct"))
+        if not hub or not direct:
+            continue
+        for k in ["p50_ms", "p99_ms", "calls_per_s"]:
+            out[(transport, "hub")]["ratio_" + k] = median(
+                [hub[r][k] / direct[r][k] for r in hub if r in direct and direct[r][k]])
+    return out

@@ -1,6 +1,6 @@
 """The scenario sections of BENCHMARKS.md, one function each."""
 
-from data import ALL, TARGETS
+from data import ALL, S6_ROWS, TARGETS
 
 LABELS = {
     "direct": "direct (the floor)",
@@ -168,15 +168,45 @@ def cg_section(cg, params):
     return lines + [""]
 
 
+def s6_section(s6, params):
+    lines = [
+        "## Scenario 6: MCP calls",
+        "",
+        "The cost of a tool call through the proxy's MCP hub (`mcp_chat_proxy::mcp::Hub::call`: catalog lookup, "
+        "timeout, retry bookkeeping, result mapped to text) against the same call made with rmcp directly "
+        "(`Peer::call_tool`), on the root crate's test MCP server (`mcp-test-server --tools echo`), over stdio "
+        "(a child process) and streamable HTTP (one `mcp-test-server http` on loopback, a session per client). "
+        f"`bench/src/bin/mcp_calls.rs`: {params.get('s6_calls', '–')} sequential `echo` calls for p50 and p99, then "
+        f"{params.get('s6_concurrency', '–')} concurrent callers for {params.get('s6_seconds', '–')} s for calls "
+        "per second; client and server share the machine's cores. *Hub ÷ direct* is p50 / p99 / calls per second "
+        "through the hub divided by rmcp's, within the same repetition: above 1× for latency, below 1× for calls "
+        "per second is what the hub costs.",
+        "",
+    ]
+    if not s6:
+        return lines + ["Not measured in this run.", ""]
+    lines += ["| transport | path | p50 ms | p99 ms | calls/s | hub ÷ direct (p50 / p99 / calls/s) | errors |",
+              "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for key in S6_ROWS:
+        if key not in s6:
+            continue
+        r = s6[key]
+        transport, path = key
+        rel = "–"
+        if path == "hub" and "ratio_p50_ms" in r:
+            rel = f"{ratio(r['ratio_p50_ms'])} / {ratio(r['ratio_p99_ms'])} / {ratio(r['ratio_calls_per_s'])}"
+        label = {"stdio": "stdio", "http": "streamable HTTP"}[transport]
+        who = {"hub": "**hub**", "direct": "rmcp direct"}[path]
+        lines.append(f"| {label} | {who} | {fmt(r['p50_ms'])} | {fmt(r['p99_ms'])} | {fmt(r['calls_per_s'], 0)} | "
+                     f"{rel} | {r['errors']} |")
+    return lines + [""]
+
+
 def later_section():
     return [
         "## Scenario 5: tool loop (not yet built)",
         "",
         "Added latency and throughput of a chat request that takes tool rounds through the proxy's tool loop. "
         "Comes with the tool loop.",
-        "",
-        "## Scenario 6: MCP calls (not yet built)",
-        "",
-        "Cost of a tool call through the MCP hub (stdio and streamable HTTP servers). Comes with the MCP hub.",
         "",
     ]

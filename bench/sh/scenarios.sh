@@ -108,6 +108,19 @@ s4_memory() {
   stop "$x"
 }
 
+# MCP tool calls (echo) to the test MCP server over stdio and streamable
+# HTTP, through the proxy's hub and with rmcp directly: sequential latency,
+# then calls per second at $S6_CONCURRENCY concurrent callers. One JSON line
+# per transport and path.
+s6_mcp_calls() {
+  local rep=$1
+  mkdir -p "$RAW/s6"
+  [[ -x $MCP_SERVER_BIN ]] || die "no test MCP server at $MCP_SERVER_BIN (built by cargo build --release)"
+  "$BIN/mcp_calls" --server "$MCP_SERVER_BIN" --calls "$S6_CALLS" --secs "$S6_SECS" \
+    --concurrency "$S6_CONCURRENCY" --threads "$THREADS" >"$RAW/s6/rep$rep.jsonl" 2>>"$OUT/logs/mcp_calls.log" ||
+    die "scenario 6 failed (log: $OUT/logs/mcp_calls.log)"
+}
+
 # Instructions per proxied request: the target under callgrind serves N
 # requests one at a time, then exits; the run's total instruction count
 # differs between two N by exactly the cost of the extra requests.
