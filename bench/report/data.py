@@ -209,3 +209,62 @@ def s6(raw):
             out[(transport, "hub")]["ratio_" + k] = median(
                 [hub[r][k] / direct[r][k] for r in hub if r in direct and direct[r][k]])
     return out
+
+
+S5_CASES = ["direct", "off", "native", "prompt", "round", "up1", "up2"]
+
+
+def _oha_ms(path):
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    ok = sorted(float(r["request-duration"]) * 1000 for r in rows if r.get("status") == "200")
+    return ok, len(rows) - len(ok)
+
+
+def _ratio(per_rep_x, per_rep_base):
+    """Median over repetitions of target ÷ base in the same repetition."""
+    return median([per_rep_x[r] / per_rep_base[r] for r in per_rep_x if per_rep_base.get(r)])
+
+
+def s5(raw):
+    """The tool loop: per case p50/p99 (medians over repetitions); "added" figures of the loop's modes
+    over the same request with the loop off; and one tool round against the sum of its parts (its two
+    upstream calls direct to the mock, plus scenario 6's direct stdio tool call p50 of the same repetition)."""
+    per_rep, out = {}, {}
+    for case in S5_CASES:
+        reps = reps_of(os.path.join(raw, "s5", case, "rep*.csv"))
+        if not reps:
+            continue
+        p50, p99, failed = {}, {}, 0
+        for rep, path in reps.items():
+            ok, bad = _oha_ms(path)
+            failed += bad
+            p50[rep], p99[rep] = percentile(ok, 50), percentile(ok, 99)
+        per_rep[case] = (p50, p99)
+        out[case] = {"p50": median(p50.values()), "p99": median(p99.values()), "failed": failed}
+    if "off" in per_rep:
+        for case in ["native", "prompt"]:
+            if case in per_rep:
+                out[case]["added_p50"] = added(per_rep[case][0], per_rep["off"][0])
+                out[case]["added_p99"] = added(per_rep[case][1], per_rep["off"][1])
+                out[case]["ratio_p50"] = _ratio(per_rep[case][0], per_rep["off"][0])
+    if "off" in per_rep and "direct" in per_rep:
+        out["off"]["added_p50"] = added(per_rep["off"][0], per_rep["direct"][0])
+        out["off"]["added_p99"] = added(per_rep["off"][1], per_rep["direct"][1])
+        out["off"]["ratio_p50"] = _ratio(per_rep["off"][0], per_rep["direct"][0])
+    tool = {}
+    for rep, path in reps_of(os.path.join(raw, "s6", "rep*.jsonl")).items():
+        with open(path) as f:
+            for line in f:
+                if line.strip():
+                    r = json.loads(line)
+                    if (r["transport"], r["path"]) == ("stdio", "direct"):
+                        tool[rep] = r["p50_ms"]
+    if all(c in per_rep for c in ["round", "up1", "up2"]):
+        rnd, u1, u2 = per_rep["round"][0], per_rep["up1"][0], per_rep["up2"][0]
+        parts = {r: u1[r] + u2[r] + tool.get(r, 0.0) for r in rnd if r in u1 and r in u2}
+        out["round"]["parts_p50"] = median(parts.values())
+        out["round"]["tool_p50"] = median(tool.values())
+        out["round"]["added_p50"] = median([rnd[r] - parts[r] for r in parts])
+        out["round"]["ratio_p50"] = _ratio({r: rnd[r] for r in parts}, parts)
+    return out

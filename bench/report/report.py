@@ -17,7 +17,7 @@ import subprocess
 import callgrind
 import data
 import svg
-from sections import cg_section, fmt, later_section, ratio, s1_section, s2_section, s3_section, s4_section, s6_section
+from sections import cg_section, fmt, ratio, s1_section, s2_section, s3_section, s4_section, s5_section, s6_section
 
 def command(*argv):
     try:
@@ -151,6 +151,7 @@ def main():
         "s2": data.s2(args.raw),
         "s3": {"timing": data.s3_timing(args.raw), "hold": data.s3_hold(args.raw)},
         "s4": data.s4(args.raw),
+        "s5": data.s5(args.raw),
         "s6": data.s6(args.raw),
         "cg": callgrind.summary(args.raw) if params["callgrind"] else {},
     }
@@ -159,7 +160,8 @@ def main():
     lines = header(params, m, svg_rel) + goals(results)
     lines += s1_section(results["s1"], params) + s2_section(results["s2"], params)
     lines += s3_section(results["s3"], params) + s4_section(results["s4"], results["s2"], params)
-    lines += cg_section(results["cg"], params) + later_section() + s6_section(results["s6"], params)
+    lines += cg_section(results["cg"], params) + s5_section(results["s5"], params)
+    lines += s6_section(results["s6"], params)
     t = params["seconds"]
     lines += ["## This run", "",
               f"{t['total']} s in all: {t['setup']} s installing and building, {t['scenarios']} s of scenarios, "

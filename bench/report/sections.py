@@ -202,11 +202,47 @@ def s6_section(s6, params):
     return lines + [""]
 
 
-def later_section():
-    return [
-        "## Scenario 5: tool loop (not yet built)",
+def s5_section(s5, params):
+    lines = [
+        "## Scenario 5: tool loop",
         "",
-        "Added latency and throughput of a chat request that takes tool rounds through the proxy's tool loop. "
-        "Comes with the tool loop.",
+        "A second instance of the proxy (same binary and `conf/`) with one MCP server, the test server over "
+        "stdio exposing `echo`. The mock answers a model named `mock-tool` with a native `tool_calls` message "
+        "calling `echo` with `{\"text\": \"x\"}`, and with its 1 KiB text once the conversation holds the tool's "
+        f"result. oha, closed loop, one connection, {params.get('s5_requests', '–')} requests per case and repetition. "
+        "*Added* for the loop's modes is over the same request with the loop off (`x-mcp-tools: off`, proxied "
+        "as sent); for *loop off* it is over direct.",
         "",
     ]
+    if not s5:
+        return lines + ["Not measured in this run.", ""]
+    labels = {
+        "direct": "direct to the mock, no tool needed",
+        "off": "proxy, `x-mcp-tools: off`",
+        "native": "proxy, `x-mcp-tool-mode: native`, no tool needed",
+        "prompt": "proxy, `x-mcp-tool-mode: prompt`, no tool needed",
+        "round": "proxy, native, **one tool round**",
+        "up1": "direct: the round's first upstream call",
+        "up2": "direct: the round's second upstream call",
+    }
+    lines += ["| request | p50 ms | p99 ms | added p50 ms | added p99 ms | p50 ÷ its baseline | failed |",
+              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for case, label in labels.items():
+        if case in s5:
+            r = s5[case]
+            if case == "round":
+                extra = "– | – | –"
+            else:
+                extra = f"{fmt(r.get('added_p50'))} | {fmt(r.get('added_p99'))} | {ratio(r.get('ratio_p50'))}"
+            lines.append(f"| {label} | {fmt(r['p50'])} | {fmt(r['p99'])} | {extra} | {r['failed']} |")
+    rnd = s5.get("round", {})
+    if "parts_p50" in rnd:
+        lines += ["", f"One tool round takes {fmt(rnd['p50'])} ms at p50 against {fmt(rnd['parts_p50'])} ms for its "
+                  f"parts measured alone (the two upstream calls direct to the mock, plus {fmt(rnd['tool_p50'])} ms "
+                  "for an `echo` call with rmcp directly over stdio from scenario 6): "
+                  f"{ratio(rnd.get('ratio_p50'))}, {fmt(rnd.get('added_p50'))} ms added by the loop "
+                  "(medians over repetitions of the per-repetition figures). Besides the loop's own work, the round "
+                  "includes the client's hop to the proxy, which the parts measured alone do not."]
+    return lines + [""]
+
+

@@ -108,6 +108,31 @@ s4_memory() {
   stop "$x"
 }
 
+# The tool loop, one request at a time (oha, closed loop, one connection):
+# through the proxy with an MCP server, a request that needs no tool with the
+# loop off (x-mcp-tools: off), in native and in prompt mode; a request that
+# takes one tool round; and, direct to the mock, the plain request and the
+# round's two upstream calls.
+s5_tool_loop() {
+  local rep=$1 case url body
+  local -a headers
+  for case in direct off native prompt round up1 up2; do
+    url=${URL[proxy_mcp]} body=$BODY_1K headers=()
+    case $case in
+      direct) url=${URL[direct]} ;;
+      off) headers=(-H 'x-mcp-tools: off') ;;
+      native) headers=(-H 'x-mcp-tool-mode: native') ;;
+      prompt) headers=(-H 'x-mcp-tool-mode: prompt') ;;
+      round) body=$BODY_TOOL headers=(-H 'x-mcp-tool-mode: native') ;;
+      up1) url=${URL[direct]} body=$BODY_TOOL ;;
+      up2) url=${URL[direct]} body=$BODY_TOOL_2 ;;
+    esac
+    mkdir -p "$RAW/s5/$case"
+    "${LOAD_CPU[@]}" oha -n "$S5_N" -c 1 --no-tui --worker-threads 1 -m POST -T application/json -H "$AUTH" \
+      "${headers[@]}" -d "$body" --output-format csv -o "$RAW/s5/$case/rep$rep.csv" "$url$CHAT"
+  done
+}
+
 # MCP tool calls (echo) to the test MCP server over stdio and streamable
 # HTTP, through the proxy's hub and with rmcp directly: sequential latency,
 # then calls per second at $S6_CONCURRENCY concurrent callers. One JSON line

@@ -71,8 +71,8 @@ start_mock() {
 # The proxy's environment: nothing but explicit settings (env -i), so no
 # variable of this shell and no .env can leak in; it also runs from a
 # scratch directory, since .env is looked up in parent directories too.
-# No MCP servers: scenarios 1-4 measure the transparent path (the tool loop
-# will be scenario 5), and an MCP server's start-up would only add noise.
+# No MCP servers: scenarios 1-4 measure the transparent path, and an MCP
+# server's start-up would only add noise (scenario 5's start_proxy_mcp adds one).
 proxy_env() {
   PROXY_ENV=(PATH="$PATH" HOME="$HOME" OPENAI_API_KEY= OPENAI_BASE_URL="http://127.0.0.1:$MOCK_PORT/v1"
     HOST=127.0.0.1 PORT="$PROXY_PORT" CONFIG_FILE="$PROXY_ROOT/conf/mcp-chat-proxy.toml"
@@ -121,6 +121,26 @@ start_litellm() {
     "${LITELLM[@]}" --config "$OUT/litellm.yaml" --host 127.0.0.1 --port "$LITELLM_PORT" \
     --num_workers "$THREADS"
   URL[litellm]=http://127.0.0.1:$LITELLM_PORT
+}
+
+# Scenario 5's proxy: the same binary and conf/, on its own port, with the
+# test MCP server (stdio, the echo tool only) as its one MCP server.
+start_proxy_mcp() {
+  local servers=$OUT/mcp_servers.json
+  printf '{"mcpServers": {"t": {"command": "%s", "args": ["stdio", "--tools", "echo"]}}}\n' \
+    "$MCP_SERVER_BIN" >"$servers"
+  proxy_env "$THREADS"
+  PROXY_ENV+=(PORT="$PROXY_MCP_PORT" MCP_SERVERS_CONFIG="$servers")
+  pushd "$SCRATCH" >/dev/null || die "no scratch directory $SCRATCH"
+  start_bg proxy_mcp "${SERVER_CPU[@]}" env -i "${PROXY_ENV[@]}" "$PROXY_BIN"
+  popd >/dev/null || die "popd"
+  URL[proxy_mcp]=http://127.0.0.1:$PROXY_MCP_PORT
+  wait_tcp "$PROXY_MCP_PORT" 60 proxy_mcp
+  local answer
+  answer=$(curl -s --max-time 30 -H "$AUTH" -H 'content-type: application/json' -H 'x-mcp-tool-mode: native' \
+    -d "$BODY_TOOL" "${URL[proxy_mcp]}$CHAT") || true
+  [[ $answer == *'"finish_reason":"stop"'* ]] ||
+    die "the proxy with an MCP server did not finish a tool round: ${answer:0:300} (log: $OUT/logs/proxy_mcp.log)"
 }
 
 # shellcheck disable=SC2119 # unwrapped on purpose

@@ -73,7 +73,7 @@ write_params() {
   "mode": "$MODE", "reps": $REPS, "placement": "$placement",
   "threads": $THREADS, "mock_threads": $MOCK_THREADS, "callgrind_threads": $CG_THREADS,
   "s1_requests": $S1_N, "s1_rate": $S1_RATE, "s1_litellm_requests": $S1_SLOW_N, "s1_litellm_rate": $LITELLM_RATE,
-  "s2_seconds": $S2_SECS, "s6_calls": $S6_CALLS, "s6_seconds": $S6_SECS, "s6_concurrency": $S6_CONCURRENCY, "s3_streams": $S3_STREAMS, "mem_streams": $MEM_STREAMS,
+  "s2_seconds": $S2_SECS, "s5_requests": $S5_N, "s6_calls": $S6_CALLS, "s6_seconds": $S6_SECS, "s6_concurrency": $S6_CONCURRENCY, "s3_streams": $S3_STREAMS, "mem_streams": $MEM_STREAMS,
   "hold_levels": [$(IFS=,; echo "${HOLD_LEVELS[*]}")], "litellm_hold": $LITELLM_HOLD,
   "chunks": $CHUNKS, "interval_ms": $INTERVAL_MS, "first_token_ms": $FIRST_TOKEN_MS, "stall_ms": $STALL_MS,
   "callgrind": $CALLGRIND, "callgrind_requests": [$(IFS=,; echo "${CG_N[*]}")],

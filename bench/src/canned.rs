@@ -21,6 +21,14 @@ pub fn completion(len: usize) -> Bytes {
     Bytes::from(frame(content))
 }
 
+/// A `chat.completion` whose assistant message calls the MCP tool `echo`
+/// with `{"text": "x"}` (scenario 5's first round).
+pub fn tool_call() -> Bytes {
+    Bytes::from_static(
+        br#"{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"mock-tool","choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[{"id":"call_bench","type":"function","function":{"name":"echo","arguments":"{\"text\":\"x\"}"}}]},"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":8,"completion_tokens":8,"total_tokens":16}}"#,
+    )
+}
+
 /// One SSE content event: a one-token delta.
 pub fn content_event() -> Bytes {
     Bytes::from_static(
@@ -61,6 +69,16 @@ mod tests {
             let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(v["choices"][0]["message"]["role"], "assistant");
         }
+    }
+
+    #[test]
+    fn tool_call_parses_and_calls_echo() {
+        let v: serde_json::Value = serde_json::from_slice(&tool_call()).unwrap_or_else(|e| panic!("{e}"));
+        let call = &v["choices"][0]["message"]["tool_calls"][0]["function"];
+        assert_eq!(call["name"], "echo");
+        let args: serde_json::Value =
+            serde_json::from_str(call["arguments"].as_str().unwrap_or_default()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(args["text"], "x");
     }
 
     #[test]

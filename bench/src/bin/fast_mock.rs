@@ -8,6 +8,12 @@
 //! Nagle's algorithm a small response can wait 40 ms for a delayed ACK, which
 //! would drown everything measured.
 //!
+//! Tool mode (scenario 5): a model name containing `tool` gets an answer
+//! whose message calls the MCP tool `echo` with `{"text": "x"}` (native
+//! `tool_calls`), unless the request's messages already hold a `role: tool`
+//! message (the tool's result), which gets the 1 KiB text answer. Other
+//! models are answered as before, without looking at the messages.
+//!
 //! Flags: `--port` (required), `--threads` (1), `--chunks` (64),
 //! `--interval-ms` (20), `--first-token-ms` (0).
 
@@ -33,6 +39,7 @@ type MockBody = Either<Full<Bytes>, UnsyncBoxBody<Bytes, Infallible>>;
 
 struct Config {
     small: Bytes,
+    tool_call: Bytes,
     large: Bytes,
     chunks: u32,
     interval: Duration,
@@ -46,6 +53,19 @@ struct Ask {
     model: String,
     #[serde(default)]
     stream: bool,
+}
+
+/// Only for tool-mode models: the roles of the messages.
+#[derive(serde::Deserialize, Default)]
+struct Conversation {
+    #[serde(default)]
+    messages: Vec<Role>,
+}
+
+#[derive(serde::Deserialize)]
+struct Role {
+    #[serde(default)]
+    role: String,
 }
 
 fn main() -> ExitCode {
@@ -64,6 +84,7 @@ fn run() -> Result<(), String> {
     let threads: usize = args.get("threads", 1)?;
     let config = Arc::new(Config {
         small: canned::completion(1024),
+        tool_call: canned::tool_call(),
         large: canned::completion(16 * 1024),
         chunks: args.get("chunks", 64)?,
         // tokio's interval refuses a zero period.
@@ -124,6 +145,11 @@ async fn handle(req: Request<Incoming>, config: Arc<Config>) -> Result<Response<
     let ask: Ask = serde_json::from_slice(&body).unwrap_or_default();
     if ask.stream {
         return Ok(sse(&config));
+    }
+    if ask.model.contains("tool") {
+        let conversation: Conversation = serde_json::from_slice(&body).unwrap_or_default();
+        let answered = conversation.messages.iter().any(|m| m.role == "tool");
+        return Ok(json(200, if answered { config.small.clone() } else { config.tool_call.clone() }));
     }
     let canned = if ask.model.contains("16k") { config.large.clone() } else { config.small.clone() };
     Ok(json(200, canned))
