@@ -66,7 +66,6 @@ impl SseWriter {
         }
         (chunk.id, chunk.created, chunk.model) =
             (id, created, if chunk.model.is_empty() { model } else { chunk.model });
-        self.role_sent |= chunk.choices.iter().any(|c| c.delta.role.is_some());
         self.emit(&chunk).await
     }
 
@@ -77,7 +76,6 @@ impl SseWriter {
         }
         let delta = Delta { content: Some(text.to_string()), ..Delta::default() };
         let chunk = self.chunk(delta, None, None);
-        self.role_sent = true;
         self.emit(&chunk).await
     }
 

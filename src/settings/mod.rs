@@ -9,12 +9,16 @@
 //!
 //! Nothing else in the crate reads environment variables.
 
-use std::collections::{BTreeMap, HashMap};
+mod file;
+
+pub use file::ServerSection;
+
+use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use file::{raw_config, McpSection, RawConfig, ToolSection};
 
 use crate::mcp::config::ServerConfig;
 use crate::mcp::HubSettings;
@@ -156,164 +160,6 @@ pub struct UpstreamTimeouts {
     pub pool_idle: Duration,
 }
 
-/// The TOML file's shape. Every field has a default, so an empty file is valid.
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
-#[serde(deny_unknown_fields, default)]
-struct RawConfig {
-    server: ServerSection,
-    upstream: UpstreamSection,
-    cors: CorsSection,
-    mcp: McpSection,
-    tool: ToolSection,
-    limits: LimitsSection,
-    session: SessionSection,
-    auth: AuthSection,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ServerSection {
-    /// Worker threads of the proxy service.
-    pub threads: u64,
-    /// After SIGTERM: the longest time in-flight requests get to finish.
-    pub grace_period_seconds: u64,
-    /// After the grace period: how long runtimes get to stop.
-    pub graceful_shutdown_timeout_seconds: u64,
-    /// Accept HTTP/2 over cleartext (prior knowledge) beside HTTP/1.1.
-    pub h2c: bool,
-}
-
-impl Default for ServerSection {
-    fn default() -> Self {
-        Self { threads: 2, grace_period_seconds: 60, graceful_shutdown_timeout_seconds: 5, h2c: true }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct UpstreamSection {
-    connect_timeout_seconds: u64,
-    read_timeout_seconds: u64,
-    write_timeout_seconds: u64,
-    pool_idle_seconds: u64,
-    models_fallback: bool,
-    /// PEM bundle of the CAs to trust for an https upstream; empty: the system's.
-    ca_file: String,
-}
-
-impl Default for UpstreamSection {
-    fn default() -> Self {
-        Self {
-            connect_timeout_seconds: 10,
-            read_timeout_seconds: 300,
-            write_timeout_seconds: 60,
-            pool_idle_seconds: 90,
-            models_fallback: true,
-            ca_file: String::new(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct CorsSection {
-    allowed_origins: Vec<String>,
-    max_age_seconds: u64,
-}
-
-impl Default for CorsSection {
-    fn default() -> Self {
-        Self { allowed_origins: vec!["*".into()], max_age_seconds: 600 }
-    }
-}
-
-/// The MCP hub's knobs; per-server overrides live in `servers_config.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct McpSection {
-    servers_config: String,
-    call_timeout_seconds: u64,
-    retries: u64,
-    max_result_bytes: u64,
-    startup_wait_seconds: u64,
-    connect_timeout_seconds: u64,
-    restart_backoff_max_seconds: u64,
-    withdraw_after_seconds: u64,
-}
-
-impl Default for McpSection {
-    fn default() -> Self {
-        Self {
-            servers_config: DEFAULT_SERVERS_CONFIG.into(),
-            call_timeout_seconds: 60,
-            retries: 2,
-            max_result_bytes: 64 * 1024,
-            startup_wait_seconds: 15,
-            connect_timeout_seconds: 60,
-            restart_backoff_max_seconds: 30,
-            withdraw_after_seconds: 120,
-        }
-    }
-}
-
-/// The tool loop's knobs.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct ToolSection {
-    mode: String,
-    max_rounds: u64,
-    max_calls_per_round: u64,
-    budget_seconds: u64,
-    keepalive_seconds: u64,
-    /// Per-model mode, e.g. `"llama-2-7b" = "prompt"`; a trailing `*` matches a prefix.
-    model_modes: BTreeMap<String, String>,
-}
-
-impl Default for ToolSection {
-    fn default() -> Self {
-        Self {
-            mode: "auto".into(),
-            max_rounds: 10,
-            max_calls_per_round: 8,
-            budget_seconds: 600,
-            keepalive_seconds: 3,
-            model_modes: BTreeMap::new(),
-        }
-    }
-}
-
-/// Client keys.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct AuthSection {
-    /// Keys with access to every tool; env `AUTH_KEYS` (comma-separated, `${VAR}` allowed).
-    keys: Vec<String>,
-    /// A TOML file of keys with per-key tool allow-lists; empty: none.
-    keys_file: String,
-}
-
-/// `/chat` sessions.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct SessionSection {
-    /// `sqlite:PATH` (default) or `redis://…`; env `SESSION_STORE`.
-    store: String,
-    ttl_seconds: u64,
-    context_budget_chars: u64,
-    system_prompt: String,
-}
-
-impl Default for SessionSection {
-    fn default() -> Self {
-        Self {
-            store: "sqlite:data/sessions.db".into(),
-            ttl_seconds: 7 * 24 * 3600,
-            context_budget_chars: 48_000,
-            system_prompt: "You are a helpful assistant.".into(),
-        }
-    }
-}
-
 /// The validated `/chat` session settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionSettings {
@@ -321,18 +167,6 @@ pub struct SessionSettings {
     pub ttl: Duration,
     pub context_budget_chars: usize,
     pub system_prompt: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct LimitsSection {
-    max_body_bytes: u64,
-}
-
-impl Default for LimitsSection {
-    fn default() -> Self {
-        Self { max_body_bytes: 32 * 1024 * 1024 }
-    }
 }
 
 /// `TOOL_MODE` and the per-request `x-mcp-tool-mode` header.
@@ -594,75 +428,6 @@ fn validate_origins(origins: &[String]) -> Result<AllowedOrigins, SettingsError>
         }
     }
     Ok(AllowedOrigins::List(origins.to_vec()))
-}
-
-/// defaults → file → `SECTION_KEY` environment overrides → typed struct.
-fn raw_config(file_text: Option<&str>, env: &HashMap<String, String>) -> Result<RawConfig, SettingsError> {
-    let mut merged =
-        toml::Value::try_from(RawConfig::default()).map_err(|e| invalid("CONFIG_FILE", "<defaults>", e.to_string()))?;
-    if let Some(text) = file_text {
-        let file: toml::Value = toml::from_str(text).map_err(|e| invalid("CONFIG_FILE", "<file>", one_line(&e)))?;
-        merge(&mut merged, file);
-    }
-    apply_env_overrides(&mut merged, env)?;
-    merged.try_into::<RawConfig>().map_err(|e| invalid("CONFIG_FILE", "<file>", one_line(&e)))
-}
-
-fn one_line(e: &dyn fmt::Display) -> String {
-    e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-fn merge(base: &mut toml::Value, over: toml::Value) {
-    match (base, over) {
-        (toml::Value::Table(base), toml::Value::Table(over)) => {
-            for (k, v) in over {
-                match base.get_mut(&k) {
-                    Some(existing) => merge(existing, v),
-                    None => {
-                        base.insert(k, v);
-                    }
-                }
-            }
-        }
-        (base, over) => *base = over,
-    }
-}
-
-/// Every leaf `[section] key` of the defaults can be set by `SECTION_KEY`; the
-/// value is parsed as the type the default has.
-fn apply_env_overrides(merged: &mut toml::Value, env: &HashMap<String, String>) -> Result<(), SettingsError> {
-    let toml::Value::Table(sections) = merged else { return Ok(()) };
-    for (section, table) in sections.iter_mut() {
-        let toml::Value::Table(table) = table else { continue };
-        for (key, value) in table.iter_mut() {
-            let name = format!("{section}_{key}").to_uppercase();
-            let Some(raw) = env.get(&name) else { continue };
-            let raw = raw.trim();
-            *value = match value {
-                toml::Value::Integer(_) => raw
-                    .parse::<i64>()
-                    .ok()
-                    .filter(|v| *v >= 0)
-                    .map(toml::Value::Integer)
-                    .ok_or_else(|| invalid(&name, raw, "must be a whole number"))?,
-                toml::Value::Boolean(_) => match raw.to_ascii_lowercase().as_str() {
-                    "1" | "true" | "yes" | "on" => toml::Value::Boolean(true),
-                    "0" | "false" | "no" | "off" => toml::Value::Boolean(false),
-                    _ => return Err(invalid(&name, raw, "must be true or false")),
-                },
-                toml::Value::Array(_) => toml::Value::Array(
-                    raw.split(',')
-                        .map(str::trim)
-                        .filter(|s| !s.is_empty())
-                        .map(|s| toml::Value::String(s.to_string()))
-                        .collect(),
-                ),
-                toml::Value::Table(_) => continue,
-                _ => toml::Value::String(raw.to_string()),
-            };
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
