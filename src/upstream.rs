@@ -73,7 +73,7 @@ impl HttpUpstream {
         let mut builder = reqwest::Client::builder()
             .tcp_nodelay(true)
             .connect_timeout(t.connect)
-            .read_timeout(t.read)
+            .read_timeout(t.first_byte.max(t.idle))
             .pool_idle_timeout(t.pool_idle);
         if let Some(path) = &settings.upstream_ca_file {
             // The same trust as pingora's transparent path: only these CAs.
@@ -90,7 +90,7 @@ impl HttpUpstream {
             client,
             url: format!("{scheme}://{host}:{}{}/chat/completions", u.port, u.path_prefix),
             bearer: settings.openai_api_key.as_ref().map(|k| format!("Bearer {}", k.expose())),
-            first_byte_timeout: t.read,
+            first_byte_timeout: t.first_byte,
         })
     }
 }

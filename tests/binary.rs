@@ -41,9 +41,9 @@ fn bad_url_and_missing_config_file_are_named() {
     assert!(stderr.contains("CONFIG_FILE") && stderr.contains("/nonexistent/proxy.toml"), "{stderr}");
 
     let (code, stderr) =
-        run_to_exit(command(&dir).env("CONFIG_FILE", repo_config()).env("UPSTREAM_READ_TIMEOUT_SECONDS", "soon"));
+        run_to_exit(command(&dir).env("CONFIG_FILE", repo_config()).env("UPSTREAM_FIRST_BYTE_TIMEOUT_SECONDS", "soon"));
     assert_eq!(code, 2);
-    assert!(stderr.contains("UPSTREAM_READ_TIMEOUT_SECONDS") && stderr.contains("soon"), "{stderr}");
+    assert!(stderr.contains("UPSTREAM_FIRST_BYTE_TIMEOUT_SECONDS") && stderr.contains("soon"), "{stderr}");
 }
 
 #[tokio::test]
@@ -87,7 +87,7 @@ async fn the_upstream_key_never_appears_in_logs_or_responses() {
     let mock = MockUpstream::start().await;
     let proxy = start_binary(
         &mock.base_url(),
-        &[("UPSTREAM_READ_TIMEOUT_SECONDS", "1"), ("OPENAI_API_KEY", CANARY_KEY), ("RUST_LOG", "trace")],
+        &[("UPSTREAM_FIRST_BYTE_TIMEOUT_SECONDS", "1"), ("OPENAI_API_KEY", CANARY_KEY), ("RUST_LOG", "trace")],
     );
     mock.push(Reply::chat("fine"));
     mock.push(Reply::error(401, "Incorrect API key provided", "invalid_request_error"));

@@ -34,7 +34,7 @@ async fn unreachable_upstream_is_502() {
 #[tokio::test]
 async fn silent_upstream_is_504_after_the_read_timeout() {
     let mock = MockUpstream::start().await;
-    let proxy = start_proxy(&mock.base_url(), &[("UPSTREAM_READ_TIMEOUT_SECONDS", "1")]);
+    let proxy = start_proxy(&mock.base_url(), &[("UPSTREAM_FIRST_BYTE_TIMEOUT_SECONDS", "1")]);
     mock.push(Reply::hang());
     let r = post_chat(&proxy).await;
     assert_eq!(r.status(), 504);

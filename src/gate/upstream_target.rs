@@ -45,7 +45,7 @@ impl UpstreamTarget {
         let mut peer = HttpPeer::new(addr, self.url.tls, self.url.host.clone());
         let opts = &mut peer.options;
         opts.connection_timeout = Some(self.timeouts.connect);
-        opts.read_timeout = Some(self.timeouts.read);
+        opts.read_timeout = Some(self.timeouts.first_byte.max(self.timeouts.idle));
         opts.write_timeout = Some(self.timeouts.write);
         opts.idle_timeout = Some(self.timeouts.pool_idle);
         Ok(Box::new(peer))

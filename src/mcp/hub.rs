@@ -33,6 +33,10 @@ pub struct HubSettings {
     pub backoff_max: Duration,
     /// A server down this long has its tools withdrawn from the catalog.
     pub withdraw_after: Duration,
+    /// Calls one server runs at once (a server's own `max_concurrent_calls` overrides).
+    pub max_concurrent_calls: usize,
+    /// Calls that may wait for a free slot per server; beyond: a tool error at once.
+    pub max_queued_calls: usize,
 }
 
 impl Default for HubSettings {
@@ -45,6 +49,8 @@ impl Default for HubSettings {
             connect_timeout: Duration::from_secs(60),
             backoff_max: Duration::from_secs(30),
             withdraw_after: Duration::from_secs(120),
+            max_concurrent_calls: 4,
+            max_queued_calls: 32,
         }
     }
 }

@@ -34,11 +34,19 @@ pub struct ServerSection {
     pub graceful_shutdown_timeout_seconds: u64,
     /// Accept HTTP/2 over cleartext (prior knowledge) beside HTTP/1.1.
     pub h2c: bool,
+    /// An idle keep-alive client connection is closed after this long.
+    pub keepalive_seconds: u64,
 }
 
 impl Default for ServerSection {
     fn default() -> Self {
-        Self { threads: 2, grace_period_seconds: 60, graceful_shutdown_timeout_seconds: 5, h2c: true }
+        Self {
+            threads: 2,
+            grace_period_seconds: 60,
+            graceful_shutdown_timeout_seconds: 5,
+            h2c: true,
+            keepalive_seconds: 60,
+        }
     }
 }
 
@@ -46,9 +54,13 @@ impl Default for ServerSection {
 #[serde(deny_unknown_fields, default)]
 pub(super) struct UpstreamSection {
     pub(super) connect_timeout_seconds: u64,
-    pub(super) read_timeout_seconds: u64,
+    pub(super) first_byte_timeout_seconds: u64,
+    pub(super) idle_timeout_seconds: u64,
     pub(super) write_timeout_seconds: u64,
     pub(super) pool_idle_seconds: u64,
+    pub(super) retries: u64,
+    pub(super) retry_backoff_ms: u64,
+    pub(super) retry_max_delay_seconds: u64,
     pub(super) models_fallback: bool,
     /// PEM bundle of the CAs to trust for an https upstream; empty: the system's.
     pub(super) ca_file: String,
@@ -58,9 +70,13 @@ impl Default for UpstreamSection {
     fn default() -> Self {
         Self {
             connect_timeout_seconds: 10,
-            read_timeout_seconds: 300,
+            first_byte_timeout_seconds: 300,
+            idle_timeout_seconds: 120,
             write_timeout_seconds: 60,
             pool_idle_seconds: 90,
+            retries: 2,
+            retry_backoff_ms: 500,
+            retry_max_delay_seconds: 10,
             models_fallback: true,
             ca_file: String::new(),
         }
@@ -92,6 +108,8 @@ pub(super) struct McpSection {
     pub(super) connect_timeout_seconds: u64,
     pub(super) restart_backoff_max_seconds: u64,
     pub(super) withdraw_after_seconds: u64,
+    pub(super) max_concurrent_calls: u64,
+    pub(super) max_queued_calls: u64,
 }
 
 impl Default for McpSection {
@@ -105,6 +123,8 @@ impl Default for McpSection {
             connect_timeout_seconds: 60,
             restart_backoff_max_seconds: 30,
             withdraw_after_seconds: 120,
+            max_concurrent_calls: 4,
+            max_queued_calls: 32,
         }
     }
 }
@@ -117,6 +137,7 @@ pub(super) struct ToolSection {
     pub(super) max_rounds: u64,
     pub(super) max_calls_per_round: u64,
     pub(super) budget_seconds: u64,
+    pub(super) deadline_seconds: u64,
     pub(super) keepalive_seconds: u64,
     /// Per-model mode, e.g. `"llama-2-7b" = "prompt"`; a trailing `*` matches a prefix.
     pub(super) model_modes: BTreeMap<String, String>,
@@ -129,6 +150,7 @@ impl Default for ToolSection {
             max_rounds: 10,
             max_calls_per_round: 8,
             budget_seconds: 600,
+            deadline_seconds: 900,
             keepalive_seconds: 3,
             model_modes: BTreeMap::new(),
         }
@@ -171,11 +193,25 @@ impl Default for SessionSection {
 #[serde(deny_unknown_fields, default)]
 pub(super) struct LimitsSection {
     pub(super) max_body_bytes: u64,
+    pub(super) max_header_bytes: u64,
+    pub(super) header_timeout_seconds: u64,
+    pub(super) body_timeout_seconds: u64,
+    pub(super) write_timeout_seconds: u64,
+    pub(super) max_in_flight: u64,
+    pub(super) retry_after_seconds: u64,
 }
 
 impl Default for LimitsSection {
     fn default() -> Self {
-        Self { max_body_bytes: 32 * 1024 * 1024 }
+        Self {
+            max_body_bytes: 32 * 1024 * 1024,
+            max_header_bytes: 64 * 1024,
+            header_timeout_seconds: 10,
+            body_timeout_seconds: 30,
+            write_timeout_seconds: 60,
+            max_in_flight: 1024,
+            retry_after_seconds: 1,
+        }
     }
 }
 

@@ -18,7 +18,7 @@ use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
-use file::{raw_config, McpSection, RawConfig, ToolSection};
+use file::{raw_config, LimitsSection, McpSection, RawConfig, ToolSection};
 
 use crate::mcp::config::ServerConfig;
 use crate::mcp::HubSettings;
@@ -143,8 +143,13 @@ pub struct Settings {
     /// The part of the environment stdio MCP servers may inherit.
     pub child_env: HashMap<String, String>,
     pub tool: ToolSettings,
-    /// Largest request body the proxy reads (the tool loop and `/chat`).
+    /// Largest request body the proxy reads or forwards (every route).
     pub max_body_bytes: usize,
+    /// What a client connection may cost: header size, read and write
+    /// timeouts, requests in flight.
+    pub limits: HttpLimits,
+    /// Retries of failed upstream calls before the first byte reaches the client.
+    pub upstream_retry: RetryPolicy,
     pub session: SessionSettings,
     /// Client keys; empty: anyone may call (see README).
     pub keys: crate::auth::Keys,
@@ -153,11 +158,41 @@ pub struct Settings {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamTimeouts {
     pub connect: Duration,
-    /// Longest wait for the first byte and between two reads of a response.
-    pub read: Duration,
+    /// Longest wait for the first byte of a response (the status line).
+    pub first_byte: Duration,
+    /// Longest gap between two reads of a response body (stream chunks).
+    pub idle: Duration,
     pub write: Duration,
     /// How long an idle pooled upstream connection is kept.
     pub pool_idle: Duration,
+}
+
+/// Limits on what one client connection or request may cost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// Request line and headers together; larger: 431 and the connection closed.
+    pub max_header_bytes: usize,
+    /// From a connection's first byte (or its accept) to the end of the request headers.
+    pub header_timeout: Duration,
+    /// Longest gap between two reads of a request body.
+    pub body_timeout: Duration,
+    /// Longest time a write to a client may wait (a client that stopped reading).
+    pub write_timeout: Duration,
+    /// Requests served at once; beyond it: 503 with `Retry-After`.
+    pub max_in_flight: usize,
+    /// The `Retry-After` of that 503, in seconds.
+    pub retry_after_seconds: u64,
+}
+
+/// When and how often a failed upstream call is repeated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt (0: none).
+    pub retries: u32,
+    /// The first backoff; it doubles each retry, with jitter.
+    pub backoff: Duration,
+    /// No wait (backoff or the upstream's `Retry-After`) is longer than this.
+    pub max_delay: Duration,
 }
 
 /// The validated `/chat` session settings.
@@ -274,7 +309,8 @@ impl Settings {
         let u = &raw.upstream;
         let upstream_timeouts = UpstreamTimeouts {
             connect: secs("UPSTREAM_CONNECT_TIMEOUT_SECONDS", u.connect_timeout_seconds)?,
-            read: secs("UPSTREAM_READ_TIMEOUT_SECONDS", u.read_timeout_seconds)?,
+            first_byte: secs("UPSTREAM_FIRST_BYTE_TIMEOUT_SECONDS", u.first_byte_timeout_seconds)?,
+            idle: secs("UPSTREAM_IDLE_TIMEOUT_SECONDS", u.idle_timeout_seconds)?,
             write: secs("UPSTREAM_WRITE_TIMEOUT_SECONDS", u.write_timeout_seconds)?,
             pool_idle: secs("UPSTREAM_POOL_IDLE_SECONDS", u.pool_idle_seconds)?,
         };
@@ -287,6 +323,12 @@ impl Settings {
         let (mcp_servers, hub) = validate_mcp(&raw.mcp, env)?;
         let tool = validate_tool(&raw.tool)?;
         let max_body_bytes = usize::try_from(raw.limits.max_body_bytes).unwrap_or(usize::MAX);
+        let limits = validate_limits(&raw.limits, &raw.server)?;
+        let upstream_retry = RetryPolicy {
+            retries: u32::try_from(u.retries.min(10)).unwrap_or(10),
+            backoff: Duration::from_millis(u.retry_backoff_ms),
+            max_delay: secs("UPSTREAM_RETRY_MAX_DELAY_SECONDS", u.retry_max_delay_seconds)?,
+        };
         let ss = &raw.session;
         if ss.ttl_seconds == 0 || ss.ttl_seconds > 10 * 365 * 24 * 3600 {
             return Err(invalid(
@@ -334,6 +376,8 @@ impl Settings {
             child_env,
             tool,
             max_body_bytes,
+            limits,
+            upstream_retry,
             session,
             keys,
         })
@@ -351,6 +395,28 @@ fn secs(name: &str, v: u64) -> Result<Duration, SettingsError> {
         return Err(invalid(name, "0", "must be at least 1 second"));
     }
     Ok(Duration::from_secs(v))
+}
+
+fn validate_limits(l: &LimitsSection, s: &ServerSection) -> Result<HttpLimits, SettingsError> {
+    if l.max_header_bytes < 1024 || l.max_header_bytes > 1024 * 1024 {
+        return Err(invalid(
+            "LIMITS_MAX_HEADER_BYTES",
+            &l.max_header_bytes.to_string(),
+            "must be from 1024 to 1048576 (the HTTP engine's own ceiling)",
+        ));
+    }
+    if l.max_in_flight == 0 {
+        return Err(invalid("LIMITS_MAX_IN_FLIGHT", "0", "must be at least 1"));
+    }
+    secs("SERVER_KEEPALIVE_SECONDS", s.keepalive_seconds)?;
+    Ok(HttpLimits {
+        max_header_bytes: usize::try_from(l.max_header_bytes).unwrap_or(usize::MAX),
+        header_timeout: secs("LIMITS_HEADER_TIMEOUT_SECONDS", l.header_timeout_seconds)?,
+        body_timeout: secs("LIMITS_BODY_TIMEOUT_SECONDS", l.body_timeout_seconds)?,
+        write_timeout: secs("LIMITS_WRITE_TIMEOUT_SECONDS", l.write_timeout_seconds)?,
+        max_in_flight: usize::try_from(l.max_in_flight).unwrap_or(usize::MAX),
+        retry_after_seconds: l.retry_after_seconds,
+    })
 }
 
 fn validate_tool(t: &ToolSection) -> Result<ToolSettings, SettingsError> {
@@ -371,6 +437,7 @@ fn validate_tool(t: &ToolSection) -> Result<ToolSettings, SettingsError> {
         max_rounds: u32::try_from(t.max_rounds).unwrap_or(u32::MAX),
         max_calls_per_round: usize::try_from(t.max_calls_per_round.max(1)).unwrap_or(usize::MAX),
         budget: Duration::from_secs(t.budget_seconds.max(1)),
+        deadline: secs("TOOL_DEADLINE_SECONDS", t.deadline_seconds)?,
         keepalive: Duration::from_secs(t.keepalive_seconds.max(1)),
     };
     Ok(ToolSettings { mode, limits, model_modes })
@@ -388,6 +455,8 @@ fn validate_mcp(
         connect_timeout: secs("MCP_CONNECT_TIMEOUT_SECONDS", m.connect_timeout_seconds)?,
         backoff_max: secs("MCP_RESTART_BACKOFF_MAX_SECONDS", m.restart_backoff_max_seconds)?,
         withdraw_after: Duration::from_secs(m.withdraw_after_seconds),
+        max_concurrent_calls: usize::try_from(m.max_concurrent_calls.max(1)).unwrap_or(usize::MAX),
+        max_queued_calls: usize::try_from(m.max_queued_calls).unwrap_or(usize::MAX),
     };
     let path = Path::new(&m.servers_config);
     // Empty: no MCP servers. The default file may be absent: no servers either.

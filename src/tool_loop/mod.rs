@@ -67,8 +67,12 @@ impl ToolRunner for Hub {
 pub struct Limits {
     pub max_rounds: u32,
     pub max_calls_per_round: usize,
-    /// Wall-clock budget of the whole request.
+    /// Wall-clock budget for tool rounds: past it, the model is asked to
+    /// answer without tools.
     pub budget: Duration,
+    /// Hard wall-clock limit of the whole request: past it, the request fails
+    /// (504 before the first byte, an SSE error after it).
+    pub deadline: Duration,
     /// While tools run, a `: tool … running` comment this often (streaming).
     pub keepalive: Duration,
 }
@@ -79,6 +83,7 @@ impl Default for Limits {
             max_rounds: 10,
             max_calls_per_round: 8,
             budget: Duration::from_secs(600),
+            deadline: Duration::from_secs(900),
             keepalive: Duration::from_secs(3),
         }
     }
