@@ -45,6 +45,12 @@ impl UpstreamTarget {
         let mut peer = HttpPeer::new(addr, self.url.tls, self.url.host.clone());
         let opts = &mut peer.options;
         opts.connection_timeout = Some(self.timeouts.connect);
+        // Pingora 0.9 copies this into the upstream session once and applies it
+        // to every read, head and body alike, and no hook reaches that session
+        // after the head arrived (cloudflare/pingora#992). So one per-read
+        // limit serves both: the longer one, so neither a model that thinks
+        // long before its first token nor a slow stream is cut early. The tool
+        // loop's client keeps the two apart.
         opts.read_timeout = Some(self.timeouts.first_byte.max(self.timeouts.idle));
         opts.write_timeout = Some(self.timeouts.write);
         opts.idle_timeout = Some(self.timeouts.pool_idle);
