@@ -14,6 +14,7 @@
 //! | [`sse`] | incremental server-sent-events decoder, bounded |
 //! | [`mcp`] | the MCP hub: clients of every configured server, the tool catalog, calls |
 //! | [`upstream`] | calling the LLM for the tool loop: the `ChatUpstream` seam, reqwest client |
+//! | [`retry`] | when a failed upstream call is repeated and the wait before it (both paths) |
 //! | [`tool_loop`] | rounds of upstream call → tool calls → results, both tool modes, streaming or not |
 //! | [`chat_client`] | the `chat` subcommand: an interactive client of `/chat` that streams answers and keeps the session |
 //!
@@ -26,6 +27,7 @@ pub mod error;
 pub mod gate;
 pub mod mcp;
 pub mod openai;
+pub mod retry;
 pub mod server;
 pub mod sessions;
 pub mod settings;

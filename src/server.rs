@@ -75,8 +75,9 @@ pub fn server_conf(settings: &Settings) -> ServerConf {
         threads: settings.server.threads as usize,
         grace_period_seconds: Some(settings.server.grace_period_seconds),
         graceful_shutdown_timeout_seconds: Some(settings.server.graceful_shutdown_timeout_seconds),
-        // Our own retries (in the tool loop) decide what is safe to repeat.
-        max_retries: 1,
+        // Attempts per transparent request; the gate decides which failures
+        // are repeated (see `retry`), this only bounds them.
+        max_retries: settings.upstream_retry.retries as usize + 1,
         ca_file: settings.upstream_ca_file.as_ref().map(|p| p.display().to_string()),
         ..ServerConf::default()
     }

@@ -13,7 +13,8 @@ use serde_json::Value;
 
 use crate::error::ProxyError;
 use crate::openai::chat::{ChatCompletion, Chunk};
-use crate::settings::Settings;
+use crate::retry;
+use crate::settings::{RetryPolicy, Settings};
 use crate::sse::SseDecoder;
 
 /// Largest SSE event accepted from the upstream.
@@ -65,16 +66,17 @@ pub struct HttpUpstream {
     url: String,
     bearer: Option<String>,
     first_byte_timeout: Duration,
+    idle_timeout: Duration,
+    retry: RetryPolicy,
 }
 
 impl HttpUpstream {
     pub fn new(settings: &Settings) -> Result<Self, ProxyError> {
         let t = &settings.upstream_timeouts;
-        let mut builder = reqwest::Client::builder()
-            .tcp_nodelay(true)
-            .connect_timeout(t.connect)
-            .read_timeout(t.first_byte.max(t.idle))
-            .pool_idle_timeout(t.pool_idle);
+        // No client-wide read timeout: the wait for the head and the gaps
+        // between body chunks have their own limits, applied around each read.
+        let mut builder =
+            reqwest::Client::builder().tcp_nodelay(true).connect_timeout(t.connect).pool_idle_timeout(t.pool_idle);
         if let Some(path) = &settings.upstream_ca_file {
             // The same trust as pingora's transparent path: only these CAs.
             let pem = std::fs::read(path).map_err(|e| ProxyError::Internal(format!("{}: {e}", path.display())))?;
@@ -91,39 +93,99 @@ impl HttpUpstream {
             url: format!("{scheme}://{host}:{}{}/chat/completions", u.port, u.path_prefix),
             bearer: settings.openai_api_key.as_ref().map(|k| format!("Bearer {}", k.expose())),
             first_byte_timeout: t.first_byte,
+            idle_timeout: t.idle,
+            retry: settings.upstream_retry.clone(),
         })
     }
-}
 
-#[async_trait]
-impl ChatUpstream for HttpUpstream {
-    async fn send(&self, body: &Value, caller: &Caller) -> Result<UpstreamReply, ProxyError> {
-        let mut req = self.client.post(&self.url).json(body).header("x-request-id", &caller.request_id);
+    fn request(&self, body: &Bytes, caller: &Caller) -> Result<reqwest::RequestBuilder, ProxyError> {
+        let mut req = self
+            .client
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .header("x-request-id", &caller.request_id)
+            .body(body.clone());
         if let Some(auth) = self.bearer.as_ref().or(caller.authorization.as_ref()) {
             let mut value = http::HeaderValue::from_str(auth)
                 .map_err(|_| ProxyError::bad_request("the Authorization header is not valid", None))?;
             value.set_sensitive(true);
             req = req.header("authorization", value);
         }
-        let resp = tokio::time::timeout(self.first_byte_timeout, req.send())
-            .await
-            .map_err(|_| ProxyError::UpstreamTimeout("no response within the read timeout".into()))?
-            .map_err(classify)?;
+        Ok(req)
+    }
+
+    /// The upstream's answer once its head has arrived: the body read (or
+    /// streamed) with at most the idle timeout between two chunks.
+    async fn reply(&self, mut resp: reqwest::Response) -> Result<UpstreamReply, ProxyError> {
         let status = resp.status().as_u16();
         let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
         let content_type = header("content-type");
         if !(200..300).contains(&status) {
             let retry_after = header("retry-after");
-            let body = resp.bytes().await.map_err(classify)?;
+            let body = read_all(&mut resp, self.idle_timeout).await?;
             return Ok(UpstreamReply::Failed { status, retry_after, content_type, body });
         }
         if content_type.as_deref().is_some_and(|c| c.starts_with("text/event-stream")) {
-            return Ok(UpstreamReply::Stream(decode_stream(resp)));
+            return Ok(UpstreamReply::Stream(decode_stream(resp, self.idle_timeout)));
         }
-        let bytes = resp.bytes().await.map_err(classify)?;
+        let bytes = read_all(&mut resp, self.idle_timeout).await?;
         let completion = serde_json::from_slice(&bytes)
             .map_err(|e| ProxyError::UpstreamProtocol(format!("unreadable completion: {e}")))?;
         Ok(UpstreamReply::Complete(completion))
+    }
+}
+
+#[async_trait]
+impl ChatUpstream for HttpUpstream {
+    /// One round's call, repeated (after a backoff) while it fails with no
+    /// connection or a "not now" status and retries remain. Nothing has gone
+    /// to the client yet, and the tool loop calls this once per round, so a
+    /// retry never runs the tools of earlier rounds again.
+    async fn send(&self, body: &Value, caller: &Caller) -> Result<UpstreamReply, ProxyError> {
+        let body = Bytes::from(
+            serde_json::to_vec(body).map_err(|e| ProxyError::Internal(format!("encoding the request: {e}")))?,
+        );
+        let mut retry = 0;
+        loop {
+            let sent = tokio::time::timeout(self.first_byte_timeout, self.request(&body, caller)?.send())
+                .await
+                .map_err(|_| ProxyError::UpstreamTimeout("no response within the first-byte timeout".into()))?;
+            let can_retry = retry < self.retry.retries;
+            // The status that failed (0: no connection) and the wait before the next try.
+            let (status, wait) = match sent {
+                Err(e) if can_retry && e.is_connect() => (0, retry::delay(&self.retry, retry, None)),
+                Err(e) => return Err(classify(e)),
+                Ok(resp) if can_retry && retry::retryable_status(resp.status().as_u16()) => {
+                    let after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok());
+                    (resp.status().as_u16(), retry::delay(&self.retry, retry, after))
+                }
+                Ok(resp) => return self.reply(resp).await,
+            };
+            tracing::info!(
+                request_id = %caller.request_id,
+                retry = retry + 1,
+                status,
+                wait_ms = wait.as_millis() as u64,
+                "upstream call failed; retrying"
+            );
+            tokio::time::sleep(wait).await;
+            retry += 1;
+        }
+    }
+}
+
+/// The whole body, with at most `idle` between two chunks.
+async fn read_all(resp: &mut reqwest::Response, idle: Duration) -> Result<Bytes, ProxyError> {
+    let mut all = bytes::BytesMut::new();
+    loop {
+        match tokio::time::timeout(idle, resp.chunk()).await {
+            Err(_) => {
+                return Err(ProxyError::UpstreamTimeout("the response body stalled past the idle timeout".into()))
+            }
+            Ok(Err(e)) => return Err(classify(e)),
+            Ok(Ok(Some(piece))) => all.extend_from_slice(&piece),
+            Ok(Ok(None)) => return Ok(all.freeze()),
+        }
     }
 }
 
@@ -140,16 +202,19 @@ fn classify(e: reqwest::Error) -> ProxyError {
 }
 
 /// The response body as chunks, decoded as they arrive. A stream that ends
-/// without `[DONE]` mid-event, or that is cut, yields an error.
-fn decode_stream(resp: reqwest::Response) -> ChunkStream {
+/// without `[DONE]` mid-event, that is cut, or that stays silent longer than
+/// `idle` between two chunks, yields an error.
+fn decode_stream(resp: reqwest::Response, idle: Duration) -> ChunkStream {
     struct State {
         body: Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>,
+        idle: Duration,
         decoder: SseDecoder,
         pending: std::collections::VecDeque<Result<StreamItem, ProxyError>>,
         finished: bool,
     }
     let state = State {
         body: Box::pin(resp.bytes_stream()),
+        idle,
         decoder: SseDecoder::new(MAX_EVENT_BYTES),
         pending: Default::default(),
         finished: false,
@@ -162,7 +227,13 @@ fn decode_stream(resp: reqwest::Response) -> ChunkStream {
             if st.finished {
                 return None;
             }
-            match st.body.next().await {
+            let Ok(next) = tokio::time::timeout(st.idle, st.body.next()).await else {
+                st.finished = true;
+                let e = ProxyError::UpstreamTimeout(format!("the stream stalled for {}s", st.idle.as_secs()));
+                st.pending.push_back(Err(e));
+                continue;
+            };
+            match next {
                 Some(Ok(bytes)) => match st.decoder.feed(&bytes) {
                     Ok(events) => st.pending.extend(events.iter().filter_map(|ev| parse_event(&ev.data))),
                     Err(e) => {

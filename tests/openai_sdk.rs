@@ -62,7 +62,8 @@ async fn models_list() {
 #[tokio::test]
 async fn upstream_429_is_the_sdks_rate_limit_error() {
     let mock = MockUpstream::start().await;
-    let proxy = start_proxy(&mock.base_url(), &[]);
+    // What the upstream answers once retries are spent (see tests/upstream_faults.rs).
+    let proxy = start_proxy(&mock.base_url(), &[("UPSTREAM_RETRIES", "0")]);
     mock.push(Reply::error(429, "Rate limit reached for requests", "requests").header("retry-after", "3"));
     let out = sdk(&proxy.base_url(), "rate_limit").await;
     assert_eq!(out["raised"], "RateLimitError");

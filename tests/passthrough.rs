@@ -54,7 +54,8 @@ async fn base_url_path_prefix_and_query_are_honoured() {
 #[tokio::test]
 async fn upstream_errors_pass_through_unchanged() {
     let mock = MockUpstream::start().await;
-    let proxy = start_proxy(&mock.base_url(), &[]);
+    // What the upstream answers once retries are spent (see tests/upstream_faults.rs).
+    let proxy = start_proxy(&mock.base_url(), &[("UPSTREAM_RETRIES", "0")]);
     let upstream_body = json!({"error": {"message": "model `x` does not exist", "type": "invalid_request_error", "param": "model", "code": "model_not_found"}});
     mock.push(Reply::json(404, upstream_body.clone()));
     mock.push(

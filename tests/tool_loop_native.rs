@@ -200,7 +200,8 @@ async fn tool_choice_none_and_the_off_header_send_no_mcp_tools() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_are_400_naming_the_field_and_upstream_errors_pass_through() {
     let mock = MockUpstream::start().await;
-    let proxy = start_proxy_with_tools(&mock.base_url(), TOOLS, &[]);
+    // What the upstream answers once retries are spent (see tests/upstream_faults.rs).
+    let proxy = start_proxy_with_tools(&mock.base_url(), TOOLS, &[("UPSTREAM_RETRIES", "0")]);
     let (status, out) = chat(&proxy, json!({"model": "m", "messages": "hello"})).await;
     assert_eq!(status, 400);
     assert_eq!(out["error"]["param"], "messages");

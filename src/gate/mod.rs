@@ -15,7 +15,7 @@ mod upstream_target;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -29,6 +29,7 @@ use crate::auth::{AllowedTools, ClientKey};
 use crate::error::ProxyError;
 use crate::mcp::Hub;
 use crate::openai::models::ModelList;
+use crate::retry;
 use crate::sessions::SessionStore;
 use crate::settings::Settings;
 use crate::upstream::{ChatUpstream, HttpUpstream};
@@ -67,6 +68,10 @@ pub struct RequestCtx {
     session_id: Option<String>,
     /// The client key the request presented (when keys are configured).
     client: Option<ClientKey>,
+    /// Transparent path: attempts at the upstream so far.
+    upstream_tries: u32,
+    /// Transparent path: a failed attempt will be repeated after this wait.
+    retry_wait: Option<Duration>,
     _in_flight: InFlight,
 }
 
@@ -162,6 +167,8 @@ impl ProxyHttp for Gate {
             local_status: None,
             session_id: None,
             client: None,
+            upstream_tries: 0,
+            retry_wait: None,
             _in_flight: InFlight(self.in_flight.clone()),
         }
     }
@@ -207,8 +214,56 @@ impl ProxyHttp for Gate {
         Ok(true)
     }
 
-    async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+    /// Runs before every attempt; a retry first waits the backoff its
+    /// failure asked for.
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+        if let Some(wait) = ctx.retry_wait.take() {
+            tokio::time::sleep(wait).await;
+        }
+        ctx.upstream_tries += 1;
         self.upstream.peer().await
+    }
+
+    /// No connection: nothing was sent, so any request may be repeated.
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        let policy = &self.settings.upstream_retry;
+        let again = ctx.upstream_tries <= policy.retries;
+        e.set_retry(again);
+        if again {
+            ctx.retry_wait = Some(retry::delay(policy, ctx.upstream_tries - 1, None));
+        }
+        e
+    }
+
+    /// Errors while proxying: a "not now" status that `upstream_response_filter`
+    /// turned into an error is repeated (the body is replayed from pingora's
+    /// retry buffer); anything else follows pingora's own policy (idempotent
+    /// requests on a reused connection only).
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut RequestCtx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        let replayable = !session.as_ref().retry_buffer_truncated();
+        if ctx.retry_wait.is_some() && replayable {
+            e.set_retry(true);
+        } else if !session.req_header().method.is_idempotent() || !replayable {
+            ctx.retry_wait = None;
+            e.set_retry(false);
+        } else {
+            e.retry.decide_reuse(client_reused);
+        }
+        e
     }
 
     async fn upstream_request_filter(
@@ -224,12 +279,25 @@ impl ProxyHttp for Gate {
 
     async fn upstream_response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         let status = upstream_response.status.as_u16();
         ctx.upstream_status = Some(status);
+        // Nothing has gone to the client yet: a "not now" answer may still be
+        // repeated, if tries remain and the request body can be replayed.
+        let policy = &self.settings.upstream_retry;
+        if retry::retryable_status(status)
+            && ctx.upstream_tries <= policy.retries
+            && !session.as_ref().retry_buffer_truncated()
+        {
+            let after = upstream_response.headers.get("retry-after").and_then(|v| v.to_str().ok());
+            ctx.retry_wait = Some(retry::delay(policy, ctx.upstream_tries - 1, after));
+            let mut e = Error::explain(pingora::ErrorType::HTTPStatus(status), "upstream asked to retry");
+            e.set_retry(true);
+            return Err(e);
+        }
         if ctx.route == Route::Models && self.settings.models_fallback && (status == 404 || status >= 500) {
             ctx.models_fallback = true;
             let body_len = self.fallback_models().len();

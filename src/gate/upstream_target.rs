@@ -45,7 +45,13 @@ impl UpstreamTarget {
         let mut peer = HttpPeer::new(addr, self.url.tls, self.url.host.clone());
         let opts = &mut peer.options;
         opts.connection_timeout = Some(self.timeouts.connect);
-        opts.read_timeout = Some(self.timeouts.first_byte.max(self.timeouts.idle));
+        // Pingora 0.9 copies this into the upstream session once and applies it
+        // to every read, head and body alike, and no hook reaches that session
+        // after the head arrived (cloudflare/pingora#992). So one per-read
+        // limit serves both here: the first-byte one, which is kept exactly,
+        // and which (300 s by default) also bounds a stalled stream. The tool
+        // loop's client keeps the idle gap apart.
+        opts.read_timeout = Some(self.timeouts.first_byte);
         opts.write_timeout = Some(self.timeouts.write);
         opts.idle_timeout = Some(self.timeouts.pool_idle);
         Ok(Box::new(peer))

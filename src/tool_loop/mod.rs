@@ -140,7 +140,15 @@ impl Run<'_> {
     /// was sent to the client; after that, errors go in-band.
     pub async fn run(&self, req: ChatRequest, sink: Option<mpsc::Sender<Bytes>>) -> Result<Finish, ProxyError> {
         let mut writer = sink.map(|tx| SseWriter::new(tx, req.wants_stream_usage()));
-        let result = self.rounds(&req, writer.as_mut()).await;
+        // The deadline drops the rounds wherever they are (an upstream call,
+        // a tool call); the writer is ours again to report it.
+        let result = match tokio::time::timeout(self.limits.deadline, self.rounds(&req, writer.as_mut())).await {
+            Ok(result) => result,
+            Err(_) => Err(RoundError::Proxy(ProxyError::UpstreamTimeout(format!(
+                "the request did not finish within its deadline of {}s",
+                self.limits.deadline.as_secs()
+            )))),
+        };
         match (result, writer) {
             (Ok(finish), _) => Ok(finish),
             (Err(RoundError::Gone), _) => Ok(Finish::Gone),

@@ -249,8 +249,18 @@ impl MockUpstream {
         (Self::start_with(Some(acceptor)).await, path.display().to_string())
     }
 
+    /// The mock on a socket the test bound earlier: until now its port
+    /// refused connections (a test of "the upstream came up late").
+    pub async fn start_on(socket: tokio::net::TcpSocket) -> Self {
+        Self::serve(socket.listen(64).unwrap_or_else(|e| panic!("listen: {e}")), None)
+    }
+
     async fn start_with(tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("bind mock: {e}"));
+        Self::serve(listener, tls)
+    }
+
+    fn serve(listener: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
         let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
         let state = Arc::new(State::default());
         let st = state.clone();
