@@ -45,6 +45,12 @@ pub enum ProxyError {
     /// A bug or resource failure inside the proxy.
     #[error("internal error: {0}")]
     Internal(String),
+    /// The request line and headers together are larger than the configured cap.
+    #[error("the request line and headers are larger than {limit} bytes")]
+    HeaderTooLarge { limit: usize },
+    /// More requests in flight than the configured limit; sent with `Retry-After`.
+    #[error("the proxy is serving as many requests as it may; retry after {retry_after_seconds} s")]
+    Overloaded { retry_after_seconds: u64 },
 }
 
 impl ProxyError {
@@ -66,6 +72,8 @@ impl ProxyError {
             Self::UpstreamTimeout(_) => 504,
             Self::UpstreamProtocol(_) => 502,
             Self::Internal(_) => 500,
+            Self::HeaderTooLarge { .. } => 431,
+            Self::Overloaded { .. } => 503,
         }
     }
 
@@ -78,10 +86,11 @@ impl ProxyError {
             | Self::NotFound { .. }
             | Self::SessionNotFound { .. }
             | Self::SessionBusy { .. }
-            | Self::MethodNotAllowed { .. } => "invalid_request_error",
+            | Self::MethodNotAllowed { .. }
+            | Self::HeaderTooLarge { .. } => "invalid_request_error",
             Self::OriginNotAllowed { .. } => "permission_error",
             Self::UpstreamUnreachable(_) | Self::UpstreamTimeout(_) | Self::UpstreamProtocol(_) => "upstream_error",
-            Self::Internal(_) => "server_error",
+            Self::Internal(_) | Self::Overloaded { .. } => "server_error",
         }
     }
 
@@ -100,6 +109,16 @@ impl ProxyError {
             Self::UpstreamTimeout(_) => "upstream_timeout",
             Self::UpstreamProtocol(_) => "upstream_bad_response",
             Self::Internal(_) => "internal_error",
+            Self::HeaderTooLarge { .. } => "request_header_too_large",
+            Self::Overloaded { .. } => "overloaded",
+        }
+    }
+
+    /// The `Retry-After` (seconds) this error's response carries, if any.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::Overloaded { retry_after_seconds } => Some(*retry_after_seconds),
+            _ => None,
         }
     }
 

@@ -10,6 +10,7 @@
 //! | [`error`] | the proxy's error enum, its HTTP status, the OpenAI error body and SSE error event |
 //! | [`openai`] | OpenAI wire types (unknown fields kept) |
 //! | [`gate`] | pingora `ProxyHttp`: routing, CORS, request ids, access log, transparent proxying |
+//! | [`front`] | the client connection under the gate: request-head deadline, keep-alive idle timeout |
 //! | [`server`] | the pingora server around the gate: listen, run, graceful shutdown |
 //! | [`sse`] | incremental server-sent-events decoder, bounded |
 //! | [`mcp`] | the MCP hub: clients of every configured server, the tool catalog, calls |
@@ -24,6 +25,7 @@
 pub mod auth;
 pub mod chat_client;
 pub mod error;
+pub mod front;
 pub mod gate;
 pub mod mcp;
 pub mod openai;

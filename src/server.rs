@@ -9,11 +9,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use pingora::apps::HttpServerOptions;
-use pingora::proxy::ProxyServiceBuilder;
+use pingora::proxy::http_proxy;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{ExecutionPhase, RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
+use pingora::services::listening::Service;
 use tokio::sync::watch;
 
+use crate::front::Front;
 use crate::gate::Gate;
 use crate::mcp::Hub;
 use crate::sessions::SessionStore;
@@ -94,8 +96,10 @@ pub fn build(settings: Arc<Settings>, hub: &HubRuntime) -> std::io::Result<(Serv
     let in_flight = gate.in_flight();
     let mut options = HttpServerOptions::default();
     options.h2c = settings.server.h2c;
-    let mut service =
-        ProxyServiceBuilder::new(&server.configuration, gate).name("mcp-chat-proxy").server_options(options).build();
+    let mut proxy = http_proxy(&server.configuration, gate);
+    proxy.server_options = Some(options);
+    // Front bounds what pingora leaves open on client connections (head deadline, idle keep-alive).
+    let mut service = Service::new("mcp-chat-proxy".to_string(), Front::new(proxy, &settings));
     service.add_tcp(&settings.listen_addr());
     server.add_service(service);
     Ok((server, in_flight))

@@ -8,6 +8,7 @@
 mod chat;
 mod chat_session;
 mod cors;
+mod guard;
 mod respond;
 mod routes;
 mod upstream_target;
@@ -180,6 +181,12 @@ impl ProxyHttp for Gate {
         ctx.request_id = routes::request_id(req.headers.get(&REQUEST_ID));
         ctx.route = Route::classify(&req.method, req.uri.path());
         ctx.allow_origin = cors::allow_origin(&self.settings.cors, req.headers.get("origin"));
+        guard::set_timeouts(&self.settings, session);
+        if let Some(err) = guard::check(&self.settings, session, ctx.route, self.in_flight.load(Ordering::Relaxed)) {
+            guard::refuse(session, ctx, &self.settings, &err).await?;
+            return Ok(true);
+        }
+        let req = session.req_header();
 
         if !self.settings.keys.is_empty() && !matches!(ctx.route, Route::Welcome | Route::Health | Route::Preflight) {
             let given = req.headers.get("authorization").and_then(|v| v.to_str().ok());
@@ -212,6 +219,18 @@ impl ProxyHttp for Gate {
         };
         respond::send(session, ctx, &self.settings, answer).await?;
         Ok(true)
+    }
+
+    /// Each chunk of a proxied request body: the body cap for bodies without
+    /// a Content-Length.
+    async fn request_body_filter(
+        &self,
+        session: &mut Session,
+        _body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        guard::body_chunk(&self.settings, session, ctx).await
     }
 
     /// Runs before every attempt; a retry first waits the backoff its

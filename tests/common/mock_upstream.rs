@@ -54,6 +54,9 @@ pub enum Step {
     Signal(oneshot::Sender<()>),
     /// Cut the connection here, without finishing the body.
     Drop,
+    /// Write these bytes again and again until the client stops taking
+    /// them; see [`MockUpstream::endless_sent`].
+    Endless(Bytes),
 }
 
 /// A scripted answer.
@@ -138,6 +141,15 @@ impl Reply {
     pub fn signal(mut self, tx: oneshot::Sender<()>) -> Self {
         self.steps.push(Step::Signal(tx));
         self
+    }
+
+    /// An SSE stream that never ends: one content chunk repeated until the
+    /// write fails.
+    pub fn endless_sse() -> Self {
+        let piece = format!("data: {}\n\n", chunk(json!({"content": "x".repeat(1000)}), None));
+        let mut r = Self::sse();
+        r.steps.push(Step::Endless(Bytes::from(piece)));
+        r
     }
 
     pub fn drop_connection(mut self) -> Self {
@@ -228,6 +240,9 @@ struct State {
     aborted: Mutex<usize>,
     aborted_notify: Notify,
     connections: Mutex<usize>,
+    /// Bytes an endless body got out so far, and whether its write failed.
+    endless_sent: Mutex<usize>,
+    endless_ended: Mutex<bool>,
 }
 
 pub struct MockUpstream {
@@ -324,6 +339,16 @@ impl MockUpstream {
     /// How many TCP connections the mock has accepted.
     pub fn connections(&self) -> usize {
         *lock(&self.state.connections)
+    }
+
+    /// Bytes of an [`Reply::endless_sse`] body handed to the connection so far.
+    pub fn endless_sent(&self) -> usize {
+        *lock(&self.state.endless_sent)
+    }
+
+    /// Whether the client of an endless body went away (its write failed).
+    pub fn endless_ended(&self) -> bool {
+        *lock(&self.state.endless_ended)
     }
 
     /// How many responses lost their client before the body was finished.
@@ -427,6 +452,13 @@ fn streamed(st: Arc<State>, steps: Vec<Step>) -> Body {
                 }
                 Step::Drop => {
                     let _ = tx.send(Err(std::io::Error::other("mock: connection dropped"))).await;
+                    return;
+                }
+                Step::Endless(b) => {
+                    while tx.send(Ok(Frame::data(b.clone()))).await.is_ok() {
+                        *lock(&st.endless_sent) += b.len();
+                    }
+                    *lock(&st.endless_ended) = true;
                     return;
                 }
             }

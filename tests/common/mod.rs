@@ -5,6 +5,7 @@
 pub mod binary;
 pub mod mcp;
 pub mod mock_upstream;
+pub mod raw_http;
 pub mod redis;
 pub mod tls;
 
