@@ -92,13 +92,13 @@ async fn a_servers_own_max_concurrent_calls_overrides_the_hub_default() {
     let mut entry = stdio_entry(&[]);
     entry["max_concurrent_calls"] = json!(1);
     let hub = hub(json!({"one_at_a_time": entry}), limited(4, 8)).await;
-    assert_eq!(hub.status()[0].max_concurrent_calls, 1);
     let calls: Vec<_> = (0..3).map(|_| spawn_call(&hub, "sleep", json!({"ms": 300}))).collect();
     for call in calls {
         let (out, _) = call.await.unwrap_or_else(|e| panic!("call task: {e}"));
         assert_eq!((out.text.as_str(), out.is_error), ("slept 300ms", false));
     }
     assert_eq!(hub.call("most_sleeping", json!({})).await.text, "1");
+    assert_eq!(hub.status()[0].max_concurrent_calls, 1, "/healthz shows the server's own limit");
     hub.shutdown().await;
 }
 
@@ -107,13 +107,14 @@ async fn a_busy_server_does_not_hold_up_another_servers_calls() {
     let servers = json!({"fast": stdio_entry(&["--tools", "echo"]), "slow": stdio_entry(&["--tools", "sleep"])});
     let hub = hub(servers, limited(1, 1)).await;
     let slow = [spawn_call(&hub, "sleep", json!({"ms": 60_000})), spawn_call(&hub, "sleep", json!({"ms": 60_000}))];
-    assert!(eventually(WAIT, || load(&hub, 1) == (1, 1)).await, "{:?}", hub.status());
+    let both = || load(&hub, 0).0 + load(&hub, 1).0 == 1 && load(&hub, 0).1 + load(&hub, 1).1 == 1;
+    assert!(eventually(WAIT, both).await, "one sleep runs, one waits: {:?}", hub.status());
     let refused = hub.call("sleep", json!({"ms": 1})).await;
     assert!(refused.is_error && refused.text.contains("\"slow\" is busy"), "{}", refused.text);
 
     let out = hub.call("echo", json!({"text": "not blocked"})).await;
     assert_eq!((out.text.as_str(), out.is_error), ("not blocked", false));
-    assert_eq!(load(&hub, 0), (0, 0));
+    assert_eq!((load(&hub, 0), load(&hub, 1)), ((0, 0), (1, 1)), "the load is counted where it is");
     slow.iter().for_each(JoinHandle::abort);
     hub.shutdown().await;
 }
