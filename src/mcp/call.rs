@@ -120,14 +120,22 @@ impl Hub {
 fn refusal(refused: Refused, tool: &str, server: &str, timeout: Duration) -> String {
     match refused {
         Refused::Busy { running, queued } => {
-            format!("MCP server {server:?} is busy: {running} calls running and {queued} waiting; try again later")
+            format!("MCP server {server:?} is busy: {} running and {queued} waiting; try again later", calls(running))
         }
         Refused::TimedOut { running } => format!(
-            "tool {tool:?} did not start within {} s: MCP server {server:?} was busy with {running} calls; \
-             try again later",
-            timeout.as_secs()
+            "tool {tool:?} did not start within {} s: MCP server {server:?} was busy with {}; try again later",
+            timeout.as_secs(),
+            calls(running)
         ),
         Refused::Closed => format!("MCP server {server:?} is shutting down"),
+    }
+}
+
+fn calls(n: usize) -> String {
+    if n == 1 {
+        "1 call".into()
+    } else {
+        format!("{n} calls")
     }
 }
 
