@@ -21,8 +21,20 @@ use tokio::time::timeout;
 const BIN: &str = env!("CARGO_BIN_EXE_mcp-test-server");
 /// How long anything that should happen may take before the test fails.
 const WAIT: Duration = Duration::from_secs(10);
-const ALL_TOOLS: [&str; 11] =
-    ["add", "big", "crash", "echo", "env", "fail", "image", "pid", "sleep", "spawn_child", "toggle_extra"];
+const ALL_TOOLS: [&str; 12] = [
+    "add",
+    "big",
+    "crash",
+    "echo",
+    "env",
+    "fail",
+    "image",
+    "most_sleeping",
+    "pid",
+    "sleep",
+    "spawn_child",
+    "toggle_extra",
+];
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 type TestResult = Result<(), Error>;

@@ -2,14 +2,17 @@
 //! transport failure, and the result mapped to text for the model.
 //!
 //! Every outcome is a [`ToolOutput`]: a tool that fails, times out, or whose
-//! server is down gives the model an error text, never an HTTP error.
+//! server is down or busy gives the model an error text, never an HTTP error.
+//!
+//! A call first takes one of its server's call slots (see `limit`); the wait
+//! for it counts against the call's timeout, and the slot is held through
+//! retries, so a call that is retried does not lose its turn.
 //!
 //! Retries: a call whose request could not be sent, or whose remote (HTTP)
 //! connection dropped, is retried after the server reconnects, up to
 //! `retries` times. A call whose stdio server died while running it is not
 //! replayed: the call itself may be what killed it.
 
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use rmcp::model::CallToolRequestParams;
@@ -19,6 +22,7 @@ use tokio::time::Instant;
 
 use super::config::Transport;
 use super::hub::{Hub, Slot};
+use super::limit::Refused;
 use super::result::{cap, content_to_text, ToolOutput};
 
 /// How long a retry waits for its server to come back.
@@ -46,6 +50,10 @@ impl Hub {
         let max_bytes = slot.config.max_result_bytes.unwrap_or(self.settings.max_result_bytes);
 
         let deadline = Instant::now() + timeout;
+        let _slot_taken = match slot.limit.admit(deadline).await {
+            Ok(permit) => permit,
+            Err(refused) => return ToolOutput::error(refusal(refused, name, &tool.server, timeout)),
+        };
         let mut attempt = 0;
         loop {
             let seen_attempts = *slot.attempts.borrow();
@@ -59,9 +67,7 @@ impl Hub {
                 }
                 return ToolOutput::error(self.unavailable_reason(slot));
             };
-            slot.in_flight.fetch_add(1, Ordering::AcqRel);
             let result = tokio::time::timeout_at(deadline, peer.call_tool(params.clone())).await;
-            slot.in_flight.fetch_sub(1, Ordering::AcqRel);
             match result {
                 Err(_) => {
                     return ToolOutput::error(format!("tool {name:?} did not finish within {} s", timeout.as_secs()))
@@ -107,6 +113,29 @@ impl Hub {
             }
         };
         tokio::time::timeout_at(until, reconnected).await.unwrap_or(false)
+    }
+}
+
+/// What the model reads when a call never got a slot on its server.
+fn refusal(refused: Refused, tool: &str, server: &str, timeout: Duration) -> String {
+    match refused {
+        Refused::Busy { running, queued } => {
+            format!("MCP server {server:?} is busy: {} running and {queued} waiting; try again later", calls(running))
+        }
+        Refused::TimedOut { running } => format!(
+            "tool {tool:?} did not start within {} s: MCP server {server:?} was busy with {}; try again later",
+            timeout.as_secs(),
+            calls(running)
+        ),
+        Refused::Closed => format!("MCP server {server:?} is shutting down"),
+    }
+}
+
+fn calls(n: usize) -> String {
+    if n == 1 {
+        "1 call".into()
+    } else {
+        format!("{n} calls")
     }
 }
 

@@ -59,6 +59,9 @@ pub struct ServerConfig {
     pub retries: Option<u32>,
     /// Cap on a result's text (`max_result_bytes`).
     pub max_result_bytes: Option<usize>,
+    /// Calls this server runs at once (`max_concurrent_calls`); a server
+    /// that is slow or single-threaded can ask for fewer than the hub default.
+    pub max_concurrent_calls: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -87,6 +90,7 @@ struct RawServer {
     timeout_seconds: Option<u64>,
     retries: Option<u32>,
     max_result_bytes: Option<usize>,
+    max_concurrent_calls: Option<usize>,
 }
 
 /// Reads and validates the file. `env` supplies `${VAR}` values.
@@ -150,12 +154,16 @@ fn validate(name: &str, raw: RawServer, env: &HashMap<String, String>) -> Result
     if raw.timeout_seconds == Some(0) {
         return Err("\"timeout_seconds\" must be at least 1".into());
     }
+    if raw.max_concurrent_calls == Some(0) {
+        return Err("\"max_concurrent_calls\" must be at least 1".into());
+    }
     Ok(ServerConfig {
         name: name.to_string(),
         transport,
         call_timeout: raw.timeout_seconds.map(Duration::from_secs),
         retries: raw.retries,
         max_result_bytes: raw.max_result_bytes,
+        max_concurrent_calls: raw.max_concurrent_calls,
     })
 }
 
@@ -198,7 +206,7 @@ mod tests {
         let text = r#"{"mcpServers": {
             "b": {"command": "npx", "args": ["-y", "pkg"], "env": {"K": "${TOKEN}"}},
             "a": {"type": "sse", "url": "http://127.0.0.1:1/sse", "headers": {"Cookie": "c=${TOKEN}"}},
-            "c": {"type": "http", "url": "http://127.0.0.1:2/mcp", "timeout_seconds": 5},
+            "c": {"type": "http", "url": "http://127.0.0.1:2/mcp", "timeout_seconds": 5, "max_concurrent_calls": 1},
             "d": {"command": "x", "disabled": true}
         }}"#;
         let servers = parse(text, &env()).unwrap_or_else(|e| panic!("{e}"));
@@ -208,6 +216,8 @@ mod tests {
         assert!(matches!(&servers[1].transport, Transport::Stdio { env, .. } if env["K"] == "t0k"));
         assert_eq!(servers[2].transport.kind(), "streamable-http");
         assert_eq!(servers[2].call_timeout, Some(Duration::from_secs(5)));
+        assert_eq!(servers[2].max_concurrent_calls, Some(1));
+        assert_eq!(servers[1].max_concurrent_calls, None);
     }
 
     #[test]
@@ -218,6 +228,10 @@ mod tests {
             .err()
             .unwrap_or_default();
         assert!(e.contains("\"s\"") && e.contains("NOPE"), "{e}");
+        let e = parse(r#"{"mcpServers": {"s": {"command": "x", "max_concurrent_calls": 0}}}"#, &env())
+            .err()
+            .unwrap_or_default();
+        assert!(e.contains("\"s\"") && e.contains("max_concurrent_calls"), "{e}");
         let e = parse(r#"{"servers": {}}"#, &env()).err().unwrap_or_default();
         assert!(e.contains("servers"), "{e}");
     }

@@ -8,7 +8,6 @@
 //! been down for the withdrawal grace period, so the tool list does not flap.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -19,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::catalog::{Catalog, ServerTool};
 use super::config::ServerConfig;
+use super::limit::CallLimit;
 
 /// Hub-wide defaults; a server's own config may override the call settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +77,10 @@ pub struct ServerStatus {
     pub error: Option<String>,
     pub tools: usize,
     pub restarts: u32,
+    /// Calls running on it now, its limit, and calls waiting for a free slot.
+    pub running: usize,
+    pub max_concurrent_calls: usize,
+    pub queued: usize,
 }
 
 pub(crate) struct Slot {
@@ -86,8 +90,9 @@ pub(crate) struct Slot {
     /// Bumped on every connection attempt's outcome, success or failure;
     /// a retrying call waits on it.
     pub attempts: watch::Sender<u64>,
-    /// Calls running on this server now (the supervisor pings more often then).
-    pub in_flight: AtomicUsize,
+    /// The server's call slots and queue; the supervisor pings more often
+    /// while calls run.
+    pub limit: CallLimit,
 }
 
 struct SlotState {
@@ -126,7 +131,6 @@ impl Hub {
             .into_iter()
             .map(|config| {
                 Arc::new(Slot {
-                    config,
                     peer: RwLock::new(None),
                     state: Mutex::new(SlotState {
                         ever_connected: false,
@@ -137,7 +141,11 @@ impl Hub {
                         pid: None,
                     }),
                     attempts: watch::channel(0).0,
-                    in_flight: AtomicUsize::new(0),
+                    limit: CallLimit::new(
+                        config.max_concurrent_calls.unwrap_or(settings.max_concurrent_calls),
+                        settings.max_queued_calls,
+                    ),
+                    config,
                 })
             })
             .collect();
@@ -179,6 +187,9 @@ impl Hub {
                     error: st.error.clone(),
                     tools: known.get(&slot.config.name).map_or(0, Vec::len),
                     restarts: st.restarts,
+                    running: slot.limit.running(),
+                    max_concurrent_calls: slot.limit.max_running(),
+                    queued: slot.limit.queued(),
                 }
             })
             .collect()
@@ -198,6 +209,9 @@ impl Hub {
     /// Stops every supervisor and kills every stdio server's process group.
     pub async fn shutdown(&self) {
         self.shutdown.cancel();
+        for slot in &self.slots {
+            slot.limit.close();
+        }
         let tasks: Vec<_> = lock(&self.tasks).drain(..).collect();
         for task in tasks {
             let _ = tokio::time::timeout(Duration::from_secs(3), task).await;

@@ -8,6 +8,7 @@
 //! | `hub` | the slots, their state, the catalog snapshot, shutdown |
 //! | `supervisor` | one task per server: connect, wait, reconnect with backoff |
 //! | `call` | tool calls: timeout, retry, result to text |
+//! | `limit` | per server: calls running at once, a bounded queue for the rest |
 //! | `stdio` | child processes: clean env, own process group, stderr to log |
 //! | `sse_transport` | the legacy HTTP+SSE client transport on rmcp's `Transport` trait |
 //! | `result` | MCP content to text, size cap |
@@ -16,6 +17,7 @@ mod call;
 pub mod catalog;
 pub mod config;
 mod hub;
+mod limit;
 pub mod result;
 mod sse_transport;
 mod stdio;

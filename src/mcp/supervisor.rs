@@ -173,7 +173,7 @@ async fn liveness(peer: Peer<RoleClient>, slot: &Slot) -> String {
     loop {
         tokio::time::sleep(BUSY_TICK).await;
         ticks += 1;
-        if slot.in_flight.load(std::sync::atomic::Ordering::Acquire) == 0 && ticks % IDLE_EVERY != 0 {
+        if slot.limit.running() == 0 && ticks % IDLE_EVERY != 0 {
             continue;
         }
         let ping =

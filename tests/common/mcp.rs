@@ -14,13 +14,17 @@ use serde_json::{json, Value};
 
 pub const TEST_SERVER: &str = env!("CARGO_BIN_EXE_mcp-test-server");
 
-/// Settings with short waits, so tests fail fast instead of hanging.
+/// Settings with short waits, so tests fail fast instead of hanging, and
+/// room for many calls at once: tests of other behaviours fire dozens
+/// together and must not meet the per-server limit (tests/mcp_limits.rs sets its own).
 pub fn quick_settings() -> HubSettings {
     HubSettings {
         call_timeout: Duration::from_secs(10),
         startup_wait: Duration::from_secs(20),
         connect_timeout: Duration::from_secs(20),
         backoff_max: Duration::from_secs(1),
+        max_concurrent_calls: 64,
+        max_queued_calls: 64,
         ..HubSettings::default()
     }
 }

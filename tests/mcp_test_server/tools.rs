@@ -1,6 +1,9 @@
 //! The tools. Each one exists to exercise one behaviour of the proxy's MCP hub: plain text,
 //! numbers, slow calls, tool errors, a dying server, big payloads, the environment a server
-//! is started with, process ids and grandchildren, non-text content and a changing tool list.
+//! is started with, process ids and grandchildren, non-text content and a changing tool list,
+//! and how many calls a client runs at once (`sleep` counts itself, `most_sleeping` tells).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolResult, ContentBlock};
@@ -12,6 +15,28 @@ use crate::server::TestServer;
 /// A 1×1 transparent PNG.
 const TINY_PNG_BASE64: &str =
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==";
+
+/// `sleep` calls running in this process now, and the most seen at once since `most_sleeping`
+/// last read it. Per process: one stdio server, or every session of a remote one.
+static SLEEPING: AtomicUsize = AtomicUsize::new(0);
+static MOST_SLEEPING: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts one running `sleep`, until it ends or its request is cancelled.
+struct Sleeping;
+
+impl Sleeping {
+    fn start() -> Self {
+        let now = SLEEPING.fetch_add(1, Ordering::SeqCst) + 1;
+        MOST_SLEEPING.fetch_max(now, Ordering::SeqCst);
+        Sleeping
+    }
+}
+
+impl Drop for Sleeping {
+    fn drop(&mut self) {
+        SLEEPING.fetch_sub(1, Ordering::SeqCst);
+    }
+}
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct EchoArgs {
@@ -64,8 +89,15 @@ impl TestServer {
 
     #[tool(description = "Sleeps for `ms` milliseconds, then says so.")]
     async fn sleep(&self, Parameters(SleepArgs { ms }): Parameters<SleepArgs>) -> String {
+        let _counted = Sleeping::start();
         tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
         format!("slept {ms}ms")
+    }
+
+    #[tool(description = "Returns the most `sleep` calls this process ran at once since the last time \
+                          it was asked (or its start), and starts counting anew from those running now.")]
+    fn most_sleeping(&self) -> String {
+        MOST_SLEEPING.swap(SLEEPING.load(Ordering::SeqCst), Ordering::SeqCst).to_string()
     }
 
     #[tool(description = "Always fails with a tool error (isError: true), not a protocol error.")]
