@@ -205,6 +205,19 @@ async fn bad_requests_are_400_naming_the_field_and_upstream_errors_pass_through(
     let (status, out) = chat(&proxy, json!({"model": "m", "messages": "hello"})).await;
     assert_eq!(status, 400);
     assert_eq!(out["error"]["param"], "messages");
+    let (status, out) = chat(&proxy, json!({"model": "m", "messages": [{"content": "no role"}]})).await;
+    assert_eq!(status, 400, "{out}");
+    assert!(out["error"]["param"].as_str().unwrap_or_default().starts_with("messages"), "{out}");
+    let bad_header = client()
+        .post(format!("{}/chat/completions", proxy.base_url()))
+        .header("x-mcp-tools", "sometimes")
+        .json(&ask("hi"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(bad_header.status(), 400);
+    let v: Value = bad_header.json().await.unwrap_or_default();
+    assert_eq!(v["error"]["param"], "x-mcp-tools");
     let r = client()
         .post(format!("{}/chat/completions", proxy.base_url()))
         .header("content-type", "application/json")
