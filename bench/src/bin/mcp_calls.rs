@@ -187,11 +187,14 @@ fn turn(n: usize) -> [usize; 2] {
 }
 
 /// A hub with the one server `t`, and the exposed name of its `echo` tool.
-async fn hub_with(server_json: Value) -> Result<(Arc<Hub>, String), Error> {
+/// The hub lets `concurrency` calls run at once, as rmcp directly does, so
+/// the two are compared like for like (the default bound is 4 per server).
+async fn hub_with(server_json: Value, concurrency: usize) -> Result<(Arc<Hub>, String), Error> {
     let text = json!({"mcpServers": {"t": server_json}}).to_string();
     let env: HashMap<String, String> = std::env::vars().collect();
     let configs = config::parse(&text, &env)?;
-    let hub = Hub::start(configs, HubSettings::default(), env).await;
+    let settings = HubSettings { max_concurrent_calls: concurrency.max(1), ..HubSettings::default() };
+    let hub = Hub::start(configs, settings, env).await;
     let tool = hub.catalog().tools().iter().find(|t| t.original == "echo").map(|t| t.name.clone());
     match tool {
         Some(tool) => Ok((hub, tool)),
@@ -247,7 +250,7 @@ async fn run(plan: Plan) -> Result<(), Error> {
     // stdio: the hub spawns and supervises its own server process; rmcp
     // directly gets another.
     let stdio = json!({"command": plan.server, "args": ["stdio", "--tools", "echo"], "env": {"RUST_LOG": "error"}});
-    let (hub, tool) = hub_with(stdio).await?;
+    let (hub, tool) = hub_with(stdio, plan.concurrency).await?;
     let client = ().serve(TokioChildProcess::new(server_command(&plan, &["stdio"]))?).await?;
     let callers = [Caller::Hub { hub: hub.clone(), tool }, Caller::Direct(client.peer().clone())];
     let r = compare("stdio", callers, &plan).await;
@@ -258,7 +261,7 @@ async fn run(plan: Plan) -> Result<(), Error> {
     // Streamable HTTP: one server process, a session for the hub and one for rmcp.
     let (_server, port) = start_http(&plan).await?;
     let url = format!("http://127.0.0.1:{port}/mcp");
-    let (hub, tool) = hub_with(json!({"type": "streamable-http", "url": url})).await?;
+    let (hub, tool) = hub_with(json!({"type": "streamable-http", "url": url}), plan.concurrency).await?;
     let transport = StreamableHttpClientTransport::from_config(StreamableHttpClientTransportConfig::with_uri(url));
     let client = ().serve(transport).await?;
     let callers = [Caller::Hub { hub: hub.clone(), tool }, Caller::Direct(client.peer().clone())];
