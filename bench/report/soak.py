@@ -56,7 +56,7 @@ def totals(requests):
 
 def sample_table(samples):
     lines = [
-        "| minute | proxy RSS MiB | fds | threads | tokio tasks (serving / hub) | MCP server RSS MiB / fds "
+        "| minute | proxy RSS MiB (anonymous) | fds | threads | tokio tasks (serving / hub) | MCP server RSS MiB / fds "
         "| exchanges in the minute | not as expected | load avg |",
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
@@ -68,7 +68,7 @@ def sample_table(samples):
         done = sum(t.values()) - sum(previous.values())
         bad = t["unexpected"] + t["stuck"] - previous["unexpected"] - previous["stuck"]
         previous = t
-        lines.append(f"| {s['minute']} | {mib(p['rss_kib'])} | {p['fds']} | {p['threads']} | "
+        lines.append(f"| {s['minute']} | {mib(p['rss_kib'])} ({mib(p.get('rss_anon_kib'))}) | {p['fds']} | {p['threads']} | "
                      f"{num(rt.get('tasks'))} / {num(rt.get('hub_tasks'))} | "
                      f"{mib(mcp.get('rss_kib'))} / {num(mcp.get('fds'))} | {done} | {bad} | {s['loadavg']:.2f} |")
     return lines
@@ -109,7 +109,7 @@ def section(samples, summary, args):
         "mock as upstream (32-chunk streams, 5 ms apart). The mix (`bench/src/soak/traffic.rs`): plain and "
         "streamed completions, passthrough (`x-mcp-tools: off`) and through the tool loop; one-round tool "
         "calls, streamed and not; clients hanging up after the first chunk; the upstream answering 500 and "
-        "503 (the loop retries 503 with backoff), closing the connection without answering, and cutting a "
+        "503, closing the connection without answering, and cutting a "
         "stream midway; `/chat` sessions (a turn, a streamed turn, the history, `DELETE`).",
         "",
         "Once after 20 s of warm-up (minute 0) and after every minute, the clients pause (each finishes its "
@@ -123,6 +123,8 @@ def section(samples, summary, args):
         "the shapes of the series are the result.",
         "",
     ]
+    if args.kinds:
+        lines += [f"**Only these kinds of the mix**: `{args.kinds}` (`--kinds`).", ""]
     lines += sample_table(samples) + [""]
     lines += ["Growth is judged from minute 2 (pools and allocator arenas have filled by then) to the last "
               "sample; the slope is least squares over the same samples.", ""]
@@ -138,6 +140,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__)
     for flag in ("--jsonl", "--report", "--rev", "--minutes", "--workers", "--nproc"):
         ap.add_argument(flag, required=True)
+    ap.add_argument("--kinds", default="")
     args = ap.parse_args()
     samples, summary = [], {}
     with open(args.jsonl) as f:

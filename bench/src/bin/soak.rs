@@ -11,7 +11,8 @@
 //! checks of `soak::verdict`. Exits 1 when a check fails, 2 on a setup error.
 //! Flags: `--url`, `--pid` (required), `--minutes` (10), `--workers` (6),
 //! `--warmup-secs` (20), `--settle-ms` (2000), `--pause-ms` (5),
-//! `--rss-growth` (0.2), `--fd-slack` (16), `--task-slack` (32).
+//! `--rss-growth` (0.2), `--fd-slack` (16), `--task-slack` (32), `--kinds`
+//! (comma-separated names: only those kinds; default the whole mix).
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -90,6 +91,12 @@ async fn run() -> Result<bool, String> {
     let workers: usize = args.get("workers", 6)?;
     let warmup = Duration::from_secs(args.get("warmup-secs", 20)?);
     let pause = Duration::from_millis(args.get("pause-ms", 5)?);
+    let kinds: String = args.get("kinds", String::new())?;
+    let only: Vec<&str> = kinds.split(',').filter(|k| !k.is_empty()).collect();
+    let order = Arc::new(schedule(&only));
+    if order.is_empty() {
+        return Err(format!("--kinds {kinds:?} names none of the kinds"));
+    }
     let soak = Soak {
         client: Client::new(&url)?,
         pid: args.required("pid")?,
@@ -102,7 +109,7 @@ async fn run() -> Result<bool, String> {
         started: Instant::now(),
     };
     let stop = Arc::new(AtomicBool::new(false));
-    let clients: Vec<_> = (0..workers).map(|id| spawn_client(id, &soak, stop.clone(), pause)).collect();
+    let clients: Vec<_> = (0..workers).map(|id| spawn_client(id, &soak, order.clone(), stop.clone(), pause)).collect();
 
     tokio::time::sleep(warmup).await;
     let mut samples = vec![soak.sample(0).await];
@@ -126,10 +133,15 @@ async fn run() -> Result<bool, String> {
 }
 
 /// One client: the mix in schedule order, from its own offset.
-fn spawn_client(id: usize, soak: &Soak, stop: Arc<AtomicBool>, pause: Duration) -> tokio::task::JoinHandle<()> {
+fn spawn_client(
+    id: usize,
+    soak: &Soak,
+    order: Arc<Vec<usize>>,
+    stop: Arc<AtomicBool>,
+    pause: Duration,
+) -> tokio::task::JoinHandle<()> {
     let (client, gate, tally) = (soak.client.clone(), soak.gate.clone(), soak.tally.clone());
     tokio::spawn(async move {
-        let order = schedule();
         let mut next = id * 7;
         while !stop.load(Ordering::Relaxed) {
             let kind = order[next % order.len()];
@@ -181,6 +193,7 @@ fn judge(samples: &[Value], args: &Args) -> Result<Vec<Check>, String> {
     let tasks = Allowance::Slack(args.get("task-slack", 32.0)?);
     let mut checks = vec![
         check("proxy RSS (KiB)", &series(&|s| s["proxy"]["rss_kib"].as_f64()), fraction),
+        check("proxy anonymous RSS (KiB)", &series(&|s| s["proxy"]["rss_anon_kib"].as_f64()), fraction),
         check("proxy open fds", &series(&|s| s["proxy"]["fds"].as_f64()), fds),
         check("proxy threads", &series(&|s| s["proxy"]["threads"].as_f64()), fds),
         check("tokio tasks (serving runtime)", &series(&|s| s["runtime"]["tasks"].as_f64()), tasks),

@@ -10,6 +10,9 @@ use crate::rss;
 pub struct Proc {
     pub pid: u32,
     pub rss_kib: u64,
+    /// The anonymous part of RSS (heap, stacks): where a leak shows. The
+    /// rest is mostly the binary's own pages, faulted in as code paths run.
+    pub rss_anon_kib: u64,
     pub fds: u64,
     pub threads: u64,
 }
@@ -21,6 +24,7 @@ pub fn read(pid: u32) -> Proc {
     Proc {
         pid,
         rss_kib: rss::field_kib(&status, "VmRSS:"),
+        rss_anon_kib: rss::field_kib(&status, "RssAnon:"),
         fds,
         threads: std::fs::read_to_string(&status)
             .ok()
@@ -49,7 +53,7 @@ mod tests {
     #[test]
     fn own_process_is_read() {
         let me = read(std::process::id());
-        assert!(me.rss_kib > 0 && me.fds >= 3 && me.threads >= 1, "{me:?}");
+        assert!(me.rss_kib > 0 && me.rss_anon_kib > 0 && me.fds >= 3 && me.threads >= 1, "{me:?}");
         assert_eq!(read(0).fds, 0);
     }
 }

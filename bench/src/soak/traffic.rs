@@ -60,7 +60,8 @@ pub const KINDS: &[Kind] = &[
     kind("hangup_tool", ToolLoop, "mock-tool", true, HangUp, 1),
     kind("err500_pass", Passthrough, "mock-err500", false, Failure, 1),
     kind("err500_loop", ToolLoop, "mock-err500", false, Failure, 1),
-    // 503 and dropped connections are retried by the loop (with backoff): rarer.
+    // Once the loop retries 503 and dropped connections (conf: upstream.retries),
+    // these take seconds of backoff each: rarer.
     kind("err503_loop", ToolLoop, "mock-err503", false, Failure, 1),
     kind("drop_pass", Passthrough, "mock-drop", false, Failure, 1),
     kind("drop_loop", ToolLoop, "mock-drop", true, Failure, 1),
@@ -70,10 +71,12 @@ pub const KINDS: &[Kind] = &[
 ];
 
 /// The kinds in mix order: each index repeated by its weight, interleaved
-/// so consecutive picks differ.
-pub fn schedule() -> Vec<usize> {
+/// so consecutive picks differ. `only` (names) narrows the mix, to tell
+/// which kind of traffic a growth comes with.
+pub fn schedule(only: &[&str]) -> Vec<usize> {
+    let picked = |i: &usize| only.is_empty() || only.contains(&KINDS[*i].name);
     let most = KINDS.iter().map(|k| k.weight).max().unwrap_or(0);
-    (0..most).flat_map(|round| (0..KINDS.len()).filter(move |&i| KINDS[i].weight > round)).collect()
+    (0..most).flat_map(|round| (0..KINDS.len()).filter(move |&i| KINDS[i].weight > round)).filter(picked).collect()
 }
 
 /// How one request ended.
@@ -126,12 +129,13 @@ mod tests {
 
     #[test]
     fn schedule_follows_the_weights() {
-        let s = schedule();
+        let s = schedule(&[]);
         for (i, k) in KINDS.iter().enumerate() {
             assert_eq!(s.iter().filter(|&&x| x == i).count() as u32, k.weight, "{}", k.name);
         }
         assert_eq!(s[0], 0);
         assert_ne!(s[0], s[1]);
+        assert_eq!(schedule(&["chat", "pass"]).len(), 5);
     }
 
     #[test]
