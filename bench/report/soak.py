@@ -126,8 +126,10 @@ def section(samples, summary, args):
     if args.kinds:
         lines += [f"**Only these kinds of the mix**: `{args.kinds}` (`--kinds`).", ""]
     lines += sample_table(samples) + [""]
-    lines += ["Growth is judged from minute 2 (pools and allocator arenas have filled by then) to the last "
-              "sample; the slope is least squares over the same samples.", ""]
+    checks = summary.get("checks", [])
+    start = checks[0]["baseline_sample"] if checks else 2
+    lines += [f"Growth is judged from minute {start} (`--baseline-minute`) to the last sample; the slope is "
+              "least squares over the same samples.", ""]
     lines += check_table(summary.get("checks", [])) + [""]
     lines += ["Outcomes by kind over the whole soak:", ""] + mix_table(samples[-1]["requests"] if samples else {})
     examples = summary.get("unexpected_examples") or []

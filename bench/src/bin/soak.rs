@@ -11,7 +11,8 @@
 //! checks of `soak::verdict`. Exits 1 when a check fails, 2 on a setup error.
 //! Flags: `--url`, `--pid` (required), `--minutes` (10), `--workers` (6),
 //! `--warmup-secs` (20), `--settle-ms` (2000), `--pause-ms` (5),
-//! `--rss-growth` (0.2), `--fd-slack` (16), `--task-slack` (32), `--kinds`
+//! `--rss-growth` (0.2), `--fd-slack` (16), `--task-slack` (32),
+//! `--baseline-minute` (2: the sample growth is judged from), `--kinds`
 //! (comma-separated names: only those kinds; default the whole mix).
 
 use std::process::ExitCode;
@@ -191,14 +192,15 @@ fn judge(samples: &[Value], args: &Args) -> Result<Vec<Check>, String> {
     let fraction = Allowance::Fraction(args.get("rss-growth", 0.2)?);
     let fds = Allowance::Slack(args.get("fd-slack", 16.0)?);
     let tasks = Allowance::Slack(args.get("task-slack", 32.0)?);
+    let from: usize = args.get("baseline-minute", 2)?;
     let mut checks = vec![
-        check("proxy RSS (KiB)", &series(&|s| s["proxy"]["rss_kib"].as_f64()), fraction),
-        check("proxy anonymous RSS (KiB)", &series(&|s| s["proxy"]["rss_anon_kib"].as_f64()), fraction),
-        check("proxy open fds", &series(&|s| s["proxy"]["fds"].as_f64()), fds),
-        check("proxy threads", &series(&|s| s["proxy"]["threads"].as_f64()), fds),
-        check("tokio tasks (serving runtime)", &series(&|s| s["runtime"]["tasks"].as_f64()), tasks),
-        check("tokio tasks (MCP hub runtime)", &series(&|s| s["runtime"]["hub_tasks"].as_f64()), tasks),
-        check("MCP server RSS (KiB)", &series(&|s| s["mcp_servers"][0]["rss_kib"].as_f64()), fraction),
+        check("proxy RSS (KiB)", &series(&|s| s["proxy"]["rss_kib"].as_f64()), from, fraction),
+        check("proxy anonymous RSS (KiB)", &series(&|s| s["proxy"]["rss_anon_kib"].as_f64()), from, fraction),
+        check("proxy open fds", &series(&|s| s["proxy"]["fds"].as_f64()), from, fds),
+        check("proxy threads", &series(&|s| s["proxy"]["threads"].as_f64()), from, fds),
+        check("tokio tasks (serving runtime)", &series(&|s| s["runtime"]["tasks"].as_f64()), from, tasks),
+        check("tokio tasks (MCP hub runtime)", &series(&|s| s["runtime"]["hub_tasks"].as_f64()), from, tasks),
+        check("MCP server RSS (KiB)", &series(&|s| s["mcp_servers"][0]["rss_kib"].as_f64()), from, fraction),
     ];
     let last = samples.last().map(|s| &s["requests"]).cloned().unwrap_or_default();
     let total = |key: &str| last.as_object().map_or(0.0, |m| m.values().filter_map(|c| c[key].as_f64()).sum());
