@@ -107,4 +107,7 @@ async fn healthz_reports_each_server() {
     assert_eq!((good["state"].as_str(), good["tools"].as_u64()), (Some("connected"), Some(1)), "{h}");
     assert_eq!(gone["state"], "failed", "{h}");
     assert!(gone["error"].as_str().unwrap_or("").contains("/nonexistent/server"), "{h}");
+    // Live tokio tasks: at least the hub's supervisors, on its own runtime.
+    assert!(h["runtime"]["tasks"].as_u64().is_some(), "{h}");
+    assert!(h["runtime"]["hub_tasks"].as_u64().unwrap_or(0) >= 2, "{h}");
 }

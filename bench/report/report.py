@@ -16,6 +16,7 @@ import subprocess
 
 import callgrind
 import data
+import soak
 import svg
 from sections import cg_section, fmt, ratio, s1_section, s2_section, s3_section, s4_section, s5_section, s6_section
 
@@ -166,8 +167,10 @@ def main():
     lines += ["## This run", "",
               f"{t['total']} s in all: {t['setup']} s installing and building, {t['scenarios']} s of scenarios, "
               f"the rest under callgrind. Raw results: `bench/out/raw/` (not committed).", ""]
+    # The soak section comes from bench/soak, not from this run: keep it.
+    text = soak.keep_section(args.report, "\n".join(lines))
     with open(args.report, "w") as f:
-        f.write("\n".join(lines))
+        f.write(text)
     series = {x: results["s1"][x]["samples"] for x in data.ALL if x in results["s1"]}
     # The legend gives the pooled samples' own percentiles, which is what the
     # curves show (the tables give medians over repetitions).

@@ -130,7 +130,8 @@ start_proxy_mcp() {
   printf '{"mcpServers": {"t": {"command": "%s", "args": ["stdio", "--tools", "echo"]}}}\n' \
     "$MCP_SERVER_BIN" >"$servers"
   proxy_env "$THREADS"
-  PROXY_ENV+=(PORT="$PROXY_MCP_PORT" MCP_SERVERS_CONFIG="$servers")
+  # PROXY_EXTRA_ENV: settings a caller adds (bench/soak's SOAK_PROXY_ENV).
+  PROXY_ENV+=(PORT="$PROXY_MCP_PORT" MCP_SERVERS_CONFIG="$servers" ${PROXY_EXTRA_ENV[@]+"${PROXY_EXTRA_ENV[@]}"})
   pushd "$SCRATCH" >/dev/null || die "no scratch directory $SCRATCH"
   start_bg proxy_mcp "${SERVER_CPU[@]}" env -i "${PROXY_ENV[@]}" "$PROXY_BIN"
   popd >/dev/null || die "popd"

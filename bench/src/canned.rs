@@ -49,6 +49,25 @@ data: [DONE]
     )
 }
 
+/// A streamed call of `echo` (`{"text": "x"}`): one delta holding the whole
+/// call, the `tool_calls` finish and `[DONE]`.
+pub fn stream_tool_call() -> Bytes {
+    Bytes::from_static(
+        br#"data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000000,"model":"mock-tool","choices":[{"index":0,"delta":{"role":"assistant","content":null,"tool_calls":[{"index":0,"id":"call_bench","type":"function","function":{"name":"echo","arguments":"{\"text\":\"x\"}"}}]},"finish_reason":null}]}
+
+data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000000,"model":"mock-tool","choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}
+
+data: [DONE]
+
+"#,
+    )
+}
+
+/// An OpenAI-shaped error body (the soak's upstream errors).
+pub fn error(message: &'static str) -> Bytes {
+    Bytes::from(format!(r#"{{"error":{{"message":"{message}","type":"server_error","code":null}}}}"#))
+}
+
 /// `GET /v1/models`, for clients that look before they ask.
 pub fn models() -> Bytes {
     Bytes::from_static(
@@ -79,6 +98,17 @@ mod tests {
         let args: serde_json::Value =
             serde_json::from_str(call["arguments"].as_str().unwrap_or_default()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(args["text"], "x");
+    }
+
+    #[test]
+    fn streamed_tool_call_parses() {
+        let text = String::from_utf8_lossy(&stream_tool_call()).into_owned();
+        let first = text.lines().next().and_then(|l| l.strip_prefix("data: ")).unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_str(first).unwrap_or_else(|e| panic!("{e}"));
+        let call = &v["choices"][0]["delta"]["tool_calls"][0];
+        assert_eq!(call["function"]["name"], "echo");
+        assert_eq!(call["function"]["arguments"], r#"{"text":"x"}"#);
+        assert!(text.ends_with("data: [DONE]\n\n"));
     }
 
     #[test]

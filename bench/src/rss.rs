@@ -30,7 +30,8 @@ pub fn tree_memory(pid: u32) -> Memory {
     total
 }
 
-fn field_kib(path: &str, name: &str) -> u64 {
+/// A `Name:   123 kB` field of a `/proc` file (0 when absent).
+pub fn field_kib(path: &str, name: &str) -> u64 {
     let Ok(text) = std::fs::read_to_string(path) else { return 0 };
     text.lines()
         .find_map(|l| l.strip_prefix(name))
@@ -38,7 +39,8 @@ fn field_kib(path: &str, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn children(pid: u32) -> Vec<u32> {
+/// The direct children of `pid` (over all its threads).
+pub fn children(pid: u32) -> Vec<u32> {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return Vec::new() };
     let mut found = Vec::new();
     for task in tasks.flatten() {

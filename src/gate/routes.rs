@@ -85,7 +85,9 @@ pub fn welcome() -> Value {
 }
 
 /// `ok` when every MCP server is connected, `degraded` otherwise (still
-/// 200: the proxy itself serves; the body says what is missing).
+/// 200: the proxy itself serves; the body says what is missing). `runtime`
+/// counts live tokio tasks on the serving runtime and the hub's, so a soak
+/// can tell tasks left behind (e.g. by hung-up clients) from load.
 pub fn health(hub: &Hub) -> Value {
     let servers = hub.status();
     let all_up = servers.iter().all(|s| s.state == Phase::Connected);
@@ -93,6 +95,10 @@ pub fn health(hub: &Hub) -> Value {
         "status": if all_up { "ok" } else { "degraded" },
         "tools": hub.catalog().len(),
         "mcp_servers": servers,
+        "runtime": {
+            "tasks": tokio::runtime::Handle::try_current().map_or(0, |h| h.metrics().num_alive_tasks()),
+            "hub_tasks": hub.runtime_tasks(),
+        },
     })
 }
 

@@ -112,6 +112,8 @@ pub struct Hub {
     pub(crate) parent_env: HashMap<String, String>,
     pub(crate) shutdown: CancellationToken,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// The runtime the hub was started on (its own), for `/healthz`'s task count.
+    runtime: tokio::runtime::Handle,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -157,6 +159,7 @@ impl Hub {
             parent_env,
             shutdown: CancellationToken::new(),
             tasks: Mutex::new(Vec::new()),
+            runtime: tokio::runtime::Handle::current(),
         });
         for slot in &hub.slots {
             let task = tokio::spawn(super::supervisor::run(hub.clone(), slot.clone()));
@@ -167,6 +170,11 @@ impl Hub {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         hub
+    }
+
+    /// Tasks alive on the hub's runtime (supervisors, MCP transports, calls).
+    pub fn runtime_tasks(&self) -> usize {
+        self.runtime.metrics().num_alive_tasks()
     }
 
     /// The current tool catalog (a cheap snapshot).

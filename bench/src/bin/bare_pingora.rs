@@ -6,7 +6,10 @@
 //! any production proxy pays) and pingora's defaults otherwise.
 //!
 //! Flags: `--port` (required), `--upstream` (`127.0.0.1:PORT`, required),
-//! `--threads` (2). SIGINT exits at once, SIGTERM gracefully.
+//! `--threads` (2), `--tokio-timeouts-above-secs` (pingora's default, 900:
+//! longer timeouts use tokio's timer instead of pingora's timer wheel, whose
+//! entries outlive finished requests until their deadline; see the soak in
+//! BENCHMARKS.md). SIGINT exits at once, SIGTERM gracefully.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -41,9 +44,15 @@ impl ProxyHttp for Bare {
 
 fn main() -> ExitCode {
     let parsed = Args::from_env().and_then(|a| {
-        Ok((a.required::<u16>("port")?, a.required::<SocketAddr>("upstream")?, a.get::<usize>("threads", 2)?))
+        let tokio_above = a.get::<u64>("tokio-timeouts-above-secs", 15 * 60)?;
+        Ok((
+            a.required::<u16>("port")?,
+            a.required::<SocketAddr>("upstream")?,
+            a.get::<usize>("threads", 2)?,
+            tokio_above,
+        ))
     });
-    let (port, upstream, threads) = match parsed {
+    let (port, upstream, threads, tokio_above) = match parsed {
         Ok(p) => p,
         Err(e) => {
             eprintln!("bare_pingora: {e}");
@@ -55,6 +64,7 @@ fn main() -> ExitCode {
         threads,
         grace_period_seconds: Some(0),
         graceful_shutdown_timeout_seconds: Some(1),
+        fast_timeout_to_tokio_threshold_seconds: Some(tokio_above),
         ..ServerConf::default()
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);

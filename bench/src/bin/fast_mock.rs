@@ -12,13 +12,18 @@
 //! whose message calls the MCP tool `echo` with `{"text": "x"}` (native
 //! `tool_calls`), unless the request's messages already hold a `role: tool`
 //! message (the tool's result), which gets the 1 KiB text answer. Other
-//! models are answered as before, without looking at the messages.
+//! models are answered as before, without looking at the messages. With
+//! `"stream": true` the call comes as one SSE `tool_calls` delta.
+//!
+//! Faults (the soak, `bench/soak`), also chosen by the model name: `err500`
+//! and `err503` answer that status with an OpenAI error body, `drop` closes
+//! the connection without answering, and `cut` streams a few chunks and then
+//! aborts the connection mid-body.
 //!
 //! Flags: `--port` (required), `--threads` (1), `--chunks` (64),
 //! `--interval-ms` (20), `--first-token-ms` (0).
 
 use std::cmp::Ordering;
-use std::convert::Infallible;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,7 +40,7 @@ use mcp_chat_proxy_bench::{args::Args, canned};
 use tokio::net::TcpListener;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
-type MockBody = Either<Full<Bytes>, UnsyncBoxBody<Bytes, Infallible>>;
+type MockBody = Either<Full<Bytes>, UnsyncBoxBody<Bytes, std::io::Error>>;
 
 struct Config {
     small: Bytes,
@@ -127,7 +132,8 @@ async fn serve(listener: TcpListener, config: Arc<Config>) {
     }
 }
 
-async fn handle(req: Request<Incoming>, config: Arc<Config>) -> Result<Response<MockBody>, Infallible> {
+/// `Err` makes hyper close the connection without an answer (`drop`).
+async fn handle(req: Request<Incoming>, config: Arc<Config>) -> Result<Response<MockBody>, std::io::Error> {
     let path = req.uri().path();
     if req.method() == Method::GET && path == "/healthz" {
         return Ok(json(200, Bytes::from_static(b"{\"status\":\"ok\"}")));
@@ -143,16 +149,37 @@ async fn handle(req: Request<Incoming>, config: Arc<Config>) -> Result<Response<
         Err(_) => return Ok(json(400, Bytes::from_static(b"{\"error\":{\"message\":\"bad body\"}}"))),
     };
     let ask: Ask = serde_json::from_slice(&body).unwrap_or_default();
+    if let Some(fault) = fault(&ask.model) {
+        return fault;
+    }
+    // Only tool models look at the messages: the other answers stay canned.
+    let calls_tool = ask.model.contains("tool") && {
+        let conversation: Conversation = serde_json::from_slice(&body).unwrap_or_default();
+        !conversation.messages.iter().any(|m| m.role == "tool")
+    };
     if ask.stream {
-        return Ok(sse(&config));
+        let cut = ask.model.contains("cut");
+        return Ok(sse(&config, calls_tool, cut));
     }
     if ask.model.contains("tool") {
-        let conversation: Conversation = serde_json::from_slice(&body).unwrap_or_default();
-        let answered = conversation.messages.iter().any(|m| m.role == "tool");
-        return Ok(json(200, if answered { config.small.clone() } else { config.tool_call.clone() }));
+        return Ok(json(200, if calls_tool { config.tool_call.clone() } else { config.small.clone() }));
     }
     let canned = if ask.model.contains("16k") { config.large.clone() } else { config.small.clone() };
     Ok(json(200, canned))
+}
+
+/// The soak's upstream errors, by model name; `None` for every other model.
+fn fault(model: &str) -> Option<Result<Response<MockBody>, std::io::Error>> {
+    let error = |status, message: &'static str| Some(Ok(json(status, canned::error(message))));
+    if model.contains("err500") {
+        error(500, "mock: internal error")
+    } else if model.contains("err503") {
+        error(503, "mock: overloaded")
+    } else if model.contains("drop") {
+        Some(Err(std::io::Error::other("mock: dropping the connection")))
+    } else {
+        None
+    }
 }
 
 fn json(status: u16, body: Bytes) -> Response<MockBody> {
@@ -165,12 +192,19 @@ fn json(status: u16, body: Bytes) -> Response<MockBody> {
 /// The SSE answer: content events on a fixed schedule, then the finish chunk
 /// and `[DONE]` right after the last one. The schedule starts at the first
 /// chunk, which goes out at once when there is no first-token delay (a timer
-/// would round it up to the timer wheel's next millisecond).
-fn sse(config: &Config) -> Response<MockBody> {
-    let (total, first_token, interval) = (config.chunks, config.first_token, config.interval);
+/// would round it up to the timer wheel's next millisecond). A tool call is
+/// one event and `[DONE]`; a `cut` stream fails after a quarter of its chunks.
+fn sse(config: &Config, calls_tool: bool, cut: bool) -> Response<MockBody> {
+    let (first_token, interval) = (config.first_token, config.interval);
+    let total = if calls_tool { 0 } else { config.chunks };
+    let cut_at = if cut { Some(total / 4) } else { None };
     let events = futures_util::stream::unfold((None::<Interval>, 0u32), move |(mut ticks, sent)| async move {
+        if cut_at == Some(sent) {
+            return Some((Err(std::io::Error::other("mock: cutting the stream")), (ticks, total + 1)));
+        }
         let frame = match sent.cmp(&total) {
             Ordering::Greater => return None,
+            Ordering::Equal if calls_tool => canned::stream_tool_call(),
             Ordering::Equal => canned::stream_end(),
             Ordering::Less => {
                 match ticks.as_mut() {
@@ -189,7 +223,7 @@ fn sse(config: &Config) -> Response<MockBody> {
                 canned::content_event()
             }
         };
-        Some((Ok::<_, Infallible>(Frame::data(frame)), (ticks, sent + 1)))
+        Some((Ok(Frame::data(frame)), (ticks, sent + 1)))
     });
     let mut resp = Response::new(Either::Right(StreamBody::new(events).boxed_unsync()));
     let headers = resp.headers_mut();
