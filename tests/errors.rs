@@ -122,3 +122,41 @@ async fn welcome_and_health_answer_locally() {
     assert_eq!(h["status"], "ok");
     assert!(mock.requests().is_empty());
 }
+
+/// An error answer's `Connection` header tells the truth: a client that
+/// reuses a connection the proxy said it keeps must not lose its next request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_answer_says_whether_the_connection_stays_open() {
+    use common::raw_http::{closed_within, connect, read_response, send};
+    let request = b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+        Content-Length: 55\r\n\r\n{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"\"}]}";
+    let mock = MockUpstream::start().await;
+    let quick = [("UPSTREAM_RETRIES", "0"), ("UPSTREAM_FIRST_BYTE_TIMEOUT_SECONDS", "1")];
+    let dead = start_proxy(&format!("http://127.0.0.1:{}/v1", free_port()), &quick);
+    let plain = start_proxy(&mock.base_url(), &quick);
+    let tools = common::start_proxy_with_tools(&mock.base_url(), "echo", &quick);
+    let cases = [
+        (&dead, None, 502, "transparent path, no upstream"),
+        (&plain, Some(Reply::hang()), 504, "transparent path, silent upstream"),
+        (&tools, Some(Reply::error(502, "bad gateway", "server_error")), 502, "tool loop, upstream 502"),
+        (&tools, Some(Reply::hang()), 504, "tool loop, silent upstream"),
+    ];
+    for (proxy, reply, status, what) in cases {
+        if let Some(reply) = reply {
+            mock.push(reply);
+        }
+        mock.push(Reply::chat("second"));
+        let mut s = connect(proxy.port).await;
+        send(&mut s, request).await;
+        let first = read_response(&mut s).await;
+        assert_eq!(first.status, status, "{what}: {first:?}");
+        if first.header("connection").as_deref() == Some("close") {
+            assert!(closed_within(&mut s, std::time::Duration::from_secs(5)).await, "{what}: said close, stayed open");
+        } else {
+            send(&mut s, request).await;
+            let second = read_response(&mut s).await;
+            assert!(second.status > 0, "{what}: said keep-alive, then lost the next request");
+        }
+        mock.clear();
+    }
+}

@@ -368,6 +368,9 @@ impl ProxyHttp for Gate {
             respond::Answer::error(&err)
         };
         let code = answer.status;
+        // The connection is not reused after a failure (see below): say so,
+        // or a client that reuses it loses its next request.
+        session.set_keepalive(None);
         if let Err(write_err) = respond::send(session, ctx, &self.settings, answer).await {
             tracing::debug!(request_id = %ctx.request_id, "could not send the error response: {write_err}");
         }

@@ -312,6 +312,11 @@ impl MockUpstream {
         lock(&self.state.script).push_back(reply);
     }
 
+    /// Forgets the scripted answers not given yet.
+    pub fn clear(&self) {
+        lock(&self.state.script).clear();
+    }
+
     /// A JSON answer for every request to `path` (no query), not consumed.
     pub fn always(&self, path: &str, value: Value) {
         lock(&self.state.standing).push((path.to_string(), value));
