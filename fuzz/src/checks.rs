@@ -55,10 +55,8 @@ pub fn sse_decoder(data: &[u8]) -> Result<(), String> {
         return Ok(());
     }
     let (cut_bytes, stream) = rest.split_at(cut_bytes);
-    let mut cuts: Vec<usize> = cut_bytes
-        .chunks_exact(2)
-        .map(|c| usize::from(u16::from_le_bytes([c[0], c[1]])) % (stream.len() + 1))
-        .collect();
+    let mut cuts: Vec<usize> =
+        cut_bytes.chunks_exact(2).map(|c| usize::from(u16::from_le_bytes([c[0], c[1]])) % (stream.len() + 1)).collect();
     cuts.sort_unstable();
     let whole = decode(max, stream, &[]);
     for ev in &whole.events {
@@ -218,7 +216,8 @@ fn check_merged_tools(
 ) -> Result<(), String> {
     let client_tools = request.tools.clone().unwrap_or_default();
     let sent_tools = sent.tools.clone().unwrap_or_default();
-    let ours: Vec<&str> = catalog.tools().iter().map(|t| t.name.as_str()).filter(|n| !client_names.contains(*n)).collect();
+    let ours: Vec<&str> =
+        catalog.tools().iter().map(|t| t.name.as_str()).filter(|n| !client_names.contains(*n)).collect();
     if sent_tools.len() != client_tools.len() + ours.len() || sent_tools[..client_tools.len()] != client_tools[..] {
         return Err(format!("client tools {client_tools:?} and ours {ours:?} became {sent_tools:?}"));
     }
