@@ -214,7 +214,9 @@ fn check_merged_tools(
     catalog: &Catalog,
     client_names: &HashSet<String>,
 ) -> Result<(), String> {
-    let client_tools = request.tools.clone().unwrap_or_default();
+    // Through the same write and read as `sent`: serde_json's float parsing
+    // (without its `float_roundtrip` feature) may move a float by one ulp.
+    let client_tools = reread(request.tools.clone().unwrap_or_default())?;
     let sent_tools = sent.tools.clone().unwrap_or_default();
     let ours: Vec<&str> =
         catalog.tools().iter().map(|t| t.name.as_str()).filter(|n| !client_names.contains(*n)).collect();
@@ -229,6 +231,11 @@ fn check_merged_tools(
         return Err(format!("MCP tools sent as {added:?}, expected {ours:?}"));
     }
     Ok(())
+}
+
+fn reread(values: Vec<Value>) -> Result<Vec<Value>, String> {
+    let bytes = serde_json::to_vec(&values).map_err(|e| e.to_string())?;
+    serde_json::from_slice(&bytes).map_err(|e| e.to_string())
 }
 
 /// `servers_config.json`: a file that parses gives servers in name order,
