@@ -75,7 +75,9 @@ impl SseDecoder {
         }
         self.buf.drain(..start);
         self.scanned = self.buf.len().saturating_sub(usize::from(self.buf.last() == Some(&b'\r')));
-        if self.event_bytes + self.buf.len() > self.max_event_bytes {
+        // A held `\r` ends a line and is not counted: when it is the blank line
+        // closing an event at the cap, counting it refused a valid stream cut there.
+        if self.event_bytes + self.scanned > self.max_event_bytes {
             return Err(SseError::TooLarge(self.max_event_bytes));
         }
         Ok(events)
@@ -183,6 +185,20 @@ mod tests {
         let mut d = SseDecoder::new(1024);
         let _ = d.feed(b"data: complete line\n");
         assert_eq!(d.finish(), Err(SseError::Truncated));
+    }
+
+    #[test]
+    fn an_event_at_the_cap_survives_a_cut_between_cr_and_lf() {
+        // 11 bytes of line + its ending = 12, the cap; the chunk ends after the closing `\r`.
+        let (head, tail) = (b"data: abcde\r\n\r".as_slice(), b"\n".as_slice());
+        let mut d = SseDecoder::new(12);
+        let mut got = d.feed(head).unwrap_or_else(|e| panic!("{e}"));
+        got.extend(d.feed(tail).unwrap_or_else(|e| panic!("{e}")));
+        got.extend(d.finish().unwrap_or_else(|e| panic!("{e}")));
+        assert_eq!(got, [SseEvent { event: None, data: "abcde".into(), id: None }]);
+        let mut d = SseDecoder::new(12);
+        assert_eq!(d.feed(b"data: abcdef\r"), Ok(vec![]));
+        assert_eq!(d.feed(b"\n"), Err(SseError::TooLarge(12)), "a line over the cap is still refused");
     }
 
     #[test]

@@ -1,0 +1,7 @@
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    if let Err(e) = mcp_chat_proxy_fuzz::checks::tool_call_stream(data) {
+        panic!("{e}");
+    }
+});
