@@ -118,8 +118,8 @@ fn exposed_names(known: &BTreeMap<String, Vec<ServerTool>>) -> HashMap<(String, 
             wanted.push(((server.clone(), t.name.clone()), raw));
         }
     }
-    // Second pass: sanitise; anything changed by sanitising, too long, or
-    // clashing afterwards gets a hash of its origin, which is stable.
+    // Second pass: sanitise; a name that is too long, or that clashes with
+    // another and is not the tool's own, gets a hash of its origin (stable).
     let mut clean_count: HashMap<String, usize> = HashMap::new();
     for (_, raw) in &wanted {
         *clean_count.entry(sanitize(raw)).or_default() += 1;
@@ -128,7 +128,10 @@ fn exposed_names(known: &BTreeMap<String, Vec<ServerTool>>) -> HashMap<(String, 
         .into_iter()
         .map(|((server, tool), raw)| {
             let clean = sanitize(&raw);
-            let needs_hash = clean.len() > MAX_NAME || (clean != raw && clean_count[&clean] > 1) || clean.is_empty();
+            // On a clash, the tool whose own name this is keeps it; names the
+            // proxy made (a server prefix, sanitising) give way.
+            let clashes = clean_count[&clean] > 1 && clean != tool;
+            let needs_hash = clean.len() > MAX_NAME || clashes || clean.is_empty();
             let name = if needs_hash { hashed(&clean, &server, &tool) } else { clean };
             ((server, tool), name)
         })
@@ -209,5 +212,19 @@ mod tests {
         assert!(c.tools().iter().any(|t| t.original == "read.file" && t.name.starts_with("read_file_")));
         // Stable: the same input gives the same names.
         assert_eq!(names(&c), names(&Catalog::build(&k, &["my server"])));
+    }
+
+    #[test]
+    fn a_tool_literally_named_like_a_prefixed_one_keeps_its_name_and_loses_no_tool() {
+        // Found by fuzz/chat_request: `other__echo` was given to two tools and one was lost.
+        let k = known(&[("mcp", &["echo", "other__echo"]), ("other", &["echo"])]);
+        let c = Catalog::build(&k, &["mcp", "other"]);
+        assert_eq!(c.len(), 3, "{:?}", names(&c));
+        let mut unique = names(&c);
+        unique.dedup();
+        assert_eq!(unique.len(), 3, "{:?}", names(&c));
+        let literal = c.get("other__echo").unwrap_or_else(|| panic!("{:?}", names(&c)));
+        assert_eq!((literal.server.as_str(), literal.original.as_str()), ("mcp", "other__echo"));
+        assert!(c.tools().iter().any(|t| t.server == "other" && t.original == "echo"), "{:?}", names(&c));
     }
 }
