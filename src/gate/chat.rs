@@ -124,10 +124,9 @@ pub fn pick_mode(gate: &Gate, session: &Session, model: &str) -> (ToolMode, bool
 
 pub async fn read_body(gate: &Gate, session: &mut Session) -> Result<Vec<u8>, ProxyError> {
     let cap = gate.settings.max_body_bytes;
+    // A declared length over the cap was already refused (`guard::check`,
+    // before any route); a body without one is counted as it comes.
     let declared = header(session, "content-length").and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > cap) {
-        return Err(ProxyError::PayloadTooLarge { limit: cap });
-    }
     let mut body = Vec::with_capacity(declared.unwrap_or(0).min(cap));
     loop {
         match session.read_request_body().await {
