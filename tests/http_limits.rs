@@ -143,3 +143,32 @@ async fn over_the_in_flight_limit_is_503_with_retry_after() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The tool loop and `/chat` read the body themselves (pingora's body filter
+/// does not see it): a body over the cap is refused there too, by declared
+/// length and, without one, as it is counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tool_loop_and_chat_refuse_bodies_over_the_cap_too() {
+    let mock = MockUpstream::start().await;
+    let proxy = common::start_proxy_with_tools(&mock.base_url(), "echo", &[("LIMITS_MAX_BODY_BYTES", "65536")]);
+    let content = "x".repeat(128 * 1024);
+    let body = serde_json::json!({"model": "m", "messages": [{"role": "user", "content": content}]}).to_string();
+    for path in ["/v1/chat/completions", "/chat"] {
+        let declared = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let chunked = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+            body.len()
+        );
+        for request in [declared, chunked] {
+            let mut s = connect(proxy.port).await;
+            send(&mut s, request.as_bytes()).await;
+            let r = read_response(&mut s).await;
+            assert_eq!(r.status, 413, "{path}: {r:?}");
+            assert_openai_error(&r.json(), "request_too_large");
+        }
+    }
+    assert_eq!(mock.connections(), 0, "the upstream was contacted: {:?}", mock.requests());
+}
