@@ -175,17 +175,33 @@ fn exit_when_drained(
 }
 
 /// A server running on a thread of its own; dropping the handle does not stop
-/// it, [`BackgroundServer::shutdown`] does (gracefully).
+/// it, [`BackgroundServer::shutdown`] (gracefully) or
+/// [`BackgroundServer::stop_now`] does.
 pub struct BackgroundServer {
-    stop: watch::Sender<bool>,
+    stop: watch::Sender<Option<Stop>>,
     thread: Option<std::thread::JoinHandle<()>>,
     pub hub: Arc<HubRuntime>,
 }
 
+#[derive(Debug, Clone, Copy)]
+enum Stop {
+    Graceful,
+    Now,
+}
+
 impl BackgroundServer {
     /// Starts the graceful shutdown and waits for the server to finish.
-    pub fn shutdown(mut self) {
-        let _ = self.stop.send(true);
+    pub fn shutdown(self) {
+        self.stop(Stop::Graceful);
+    }
+
+    /// Stops at once: in-flight requests are cut, the MCP servers stopped.
+    pub fn stop_now(self) {
+        self.stop(Stop::Now);
+    }
+
+    fn stop(mut self, how: Stop) {
+        let _ = self.stop.send(Some(how));
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -193,14 +209,17 @@ impl BackgroundServer {
     }
 }
 
-struct StopSignal(watch::Receiver<bool>);
+struct StopSignal(watch::Receiver<Option<Stop>>);
 
 #[async_trait]
 impl ShutdownSignalWatch for StopSignal {
     async fn recv(&self) -> ShutdownSignal {
         let mut rx = self.0.clone();
-        let _ = rx.wait_for(|stop| *stop).await;
-        ShutdownSignal::GracefulTerminate
+        let how = rx.wait_for(Option::is_some).await.map(|v| *v).ok().flatten();
+        match how {
+            Some(Stop::Now) => ShutdownSignal::FastShutdown,
+            _ => ShutdownSignal::GracefulTerminate,
+        }
     }
 }
 
@@ -208,7 +227,7 @@ impl ShutdownSignalWatch for StopSignal {
 /// connections on `settings.listen_addr()` (or after 10 s).
 pub fn start_in_background(settings: Arc<Settings>) -> std::io::Result<BackgroundServer> {
     let addr = settings.listen_addr();
-    let (stop, rx) = watch::channel(false);
+    let (stop, rx) = watch::channel(None);
     let hub = Arc::new(HubRuntime::start(&settings)?);
     let (server, _) = build(settings, &hub)?;
     let thread = std::thread::spawn(move || server.run(RunArgs { shutdown_signal: Box::new(StopSignal(rx)) }));

@@ -42,7 +42,7 @@ build_all() {
     return
   fi
   log "building release binaries (the proxy in $PROXY_ROOT, then bench/)"
-  (cd "$PROXY_ROOT" && cargo build --release --locked --quiet)
+  (cd "$PROXY_ROOT" && cargo build --release --locked --quiet --workspace)
   # bench/ keeps its own target dir even when CARGO_TARGET_DIR moves the proxy's.
   (cd "$BENCH" && CARGO_TARGET_DIR=$BENCH_TARGET cargo build --release --locked --quiet)
 }

@@ -1,0 +1,139 @@
+//! Shared test support: the proxy started in-process on a free loopback
+//! port, the scriptable mock upstream, and small client helpers.
+#![allow(dead_code)]
+
+pub mod binary;
+pub mod mcp;
+pub mod mock_upstream;
+pub mod raw_http;
+pub mod redis;
+pub mod scratch;
+pub mod tls;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mcp_chat_proxy::server::{start_in_background, BackgroundServer};
+use mcp_chat_proxy::settings::Settings;
+use scratch::{Scratch, ScratchFile};
+
+/// A proxy running in this test process; stopped (its MCP servers too) and
+/// its files removed when dropped, so a test binary does not pile up servers.
+pub struct Proxy {
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+    pub port: u16,
+    server: Option<BackgroundServer>,
+    /// Its session database and config files.
+    pub scratch: Scratch,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.stop_now();
+        }
+    }
+}
+
+impl Proxy {
+    /// `http://127.0.0.1:PORT/v1`, the client's `base_url`.
+    pub fn base_url(&self) -> String {
+        format!("{}/v1", self.url)
+    }
+}
+
+/// A loopback port that was free a moment ago and that no other test in
+/// this process has been given (the kernel may hand a released port out again).
+pub fn free_port() -> u16 {
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or_else(|e| panic!("no free port: {e}"));
+        let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
+}
+
+/// The repository's own config file, so the shipped defaults are what tests run.
+pub fn repo_config() -> String {
+    format!("{}/conf/mcp-chat-proxy.toml", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The environment a test proxy starts from: loopback, one thread, the given
+/// upstream, its session database in `scratch`; `extra` adds or overrides.
+/// Nothing comes from the test process's own environment.
+pub fn proxy_env(upstream_base: &str, scratch: &Scratch, extra: &[(&str, &str)]) -> HashMap<String, String> {
+    let port = free_port().to_string();
+    let store = format!("sqlite:{}", scratch.join("sessions.db").display());
+    let mut env: HashMap<String, String> = [
+        ("HOST", "127.0.0.1"),
+        ("PORT", port.as_str()),
+        ("OPENAI_BASE_URL", upstream_base),
+        ("CONFIG_FILE", repo_config().as_str()),
+        ("SERVER_THREADS", "1"),
+        ("SERVER_GRACE_PERIOD_SECONDS", "1"),
+        // No MCP servers unless a test configures some.
+        ("MCP_SERVERS_CONFIG", ""),
+        // A fresh session database per proxy.
+        ("SESSION_STORE", store.as_str()),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    for (k, v) in extra {
+        env.insert(k.to_string(), v.to_string());
+    }
+    env
+}
+
+/// Starts the proxy in-process against `upstream_base`.
+pub fn start_proxy(upstream_base: &str, extra: &[(&str, &str)]) -> Proxy {
+    start_proxy_in(Scratch::new(), upstream_base, extra)
+}
+
+/// Starts the proxy in-process, its files in `scratch` (which it then owns).
+pub fn start_proxy_in(scratch: Scratch, upstream_base: &str, extra: &[(&str, &str)]) -> Proxy {
+    let env = proxy_env(upstream_base, &scratch, extra);
+    let settings = Settings::from_sources(&env).unwrap_or_else(|e| panic!("test settings: {e}"));
+    let port = settings.port;
+    let server = start_in_background(Arc::new(settings)).unwrap_or_else(|e| panic!("start: {e}"));
+    Proxy { url: format!("http://127.0.0.1:{port}"), port, server: Some(server), scratch }
+}
+
+/// Writes `{"mcpServers": servers}` to a scratch file, removed when the result is dropped.
+pub fn write_servers(servers: serde_json::Value) -> ScratchFile {
+    ScratchFile::new("servers.json", &serde_json::json!({ "mcpServers": servers }).to_string())
+}
+
+/// A proxy with our test MCP server (over stdio, tools limited to `tools`)
+/// in front of `upstream_base`.
+pub fn start_proxy_with_tools(upstream_base: &str, tools: &str, extra: &[(&str, &str)]) -> Proxy {
+    let scratch = Scratch::new();
+    let servers = serde_json::json!({"mcpServers": {
+        "test": {"command": mcp::test_server(), "args": ["stdio", "--tools", tools], "timeout_seconds": 2}
+    }});
+    let file = scratch.write("servers.json", &servers.to_string());
+    let mut env: Vec<(&str, &str)> = vec![("MCP_SERVERS_CONFIG", file.as_str()), ("TOOL_KEEPALIVE_SECONDS", "1")];
+    env.extend_from_slice(extra);
+    start_proxy_in(scratch, upstream_base, &env)
+}
+
+/// An HTTP client that keeps nothing between tests and never waits forever.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap_or_else(|e| panic!("client: {e}"))
+}
+
+/// Reads an SSE response body into its `data:` payloads, in order.
+pub async fn sse_data(resp: reqwest::Response) -> Vec<String> {
+    let text = resp.text().await.unwrap_or_else(|e| panic!("reading stream: {e}"));
+    text.split("\n\n")
+        .filter_map(|event| event.lines().find_map(|l| l.strip_prefix("data: ")).map(str::to_string))
+        .collect()
+}

@@ -1,0 +1,77 @@
+//! A third-party MCP server from the npm registry,
+//! `@modelcontextprotocol/server-everything`, over all three transports.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::common::free_port;
+use crate::common::mcp::{everything_js, hub, quick_settings};
+use mcp_chat_proxy::mcp::Phase;
+use serde_json::json;
+
+struct Node(Child);
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts server-everything in `mode` on a free port and waits until it says it listens.
+fn start_everything(mode: &str, port: u16) -> Node {
+    let mut child = Command::new("node")
+        .args([everything_js().as_str(), mode])
+        .env("PORT", port.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("node: {e}"));
+    let stderr = child.stderr.take().unwrap_or_else(|| panic!("no stderr"));
+    let mut lines = BufReader::new(stderr).lines();
+    loop {
+        let line = lines.next().unwrap_or_else(|| panic!("server-everything exited")).unwrap_or_default();
+        if line.contains(&port.to_string()) {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    Node(child)
+}
+
+async fn check_echo(servers: serde_json::Value) {
+    let settings = mcp_chat_proxy::mcp::HubSettings { startup_wait: Duration::from_secs(30), ..quick_settings() };
+    let hub = hub(servers, settings).await;
+    assert_eq!(hub.status()[0].state, Phase::Connected, "{:?}", hub.status());
+    let catalog = hub.catalog();
+    assert!(catalog.len() >= 5, "server-everything lists its tools: {:?}", catalog.tools());
+    let echo = catalog.tools().iter().find(|t| t.original == "echo").unwrap_or_else(|| panic!("no echo tool"));
+    let out = hub.call(&echo.name, json!({"message": "hi from the hub"})).await;
+    assert!(!out.is_error && out.text.contains("hi from the hub"), "{out:?}");
+    if let Some(sum) = catalog.tools().iter().find(|t| t.original == "get-sum") {
+        let out = hub.call(&sum.name, json!({"a": 2, "b": 40})).await;
+        assert!(out.text.contains("42"), "{out:?}");
+    }
+    hub.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_stdio() {
+    check_echo(json!({"everything": {"command": "node", "args": [everything_js(), "stdio"]}})).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_legacy_sse() {
+    let port = free_port();
+    let _server = start_everything("sse", port);
+    check_echo(json!({"everything": {"type": "sse", "url": format!("http://127.0.0.1:{port}/sse")}})).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_streamable_http() {
+    let port = free_port();
+    let _server = start_everything("streamableHttp", port);
+    check_echo(json!({"everything": {"type": "streamable-http", "url": format!("http://127.0.0.1:{port}/mcp")}})).await;
+}
