@@ -7,9 +7,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use mcp_chat_proxy::mcp::catalog::ServerTool;
-use mcp_chat_proxy::mcp::{config, Catalog};
+use mcp_chat_proxy::mcp::Catalog;
 use mcp_chat_proxy::openai::chat::{parse_request, ChatRequest, Chunk, ToolCall};
 use mcp_chat_proxy::openai::stream::ToolCallAccumulator;
+use mcp_chat_proxy::settings::servers as config;
 use mcp_chat_proxy::sse::{SseDecoder, SseError, SseEvent};
 use mcp_chat_proxy::tool_loop::native::round_body;
 use mcp_chat_proxy::tool_loop::prompt::{classify_opening, locate_tool_call, Opening};

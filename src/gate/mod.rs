@@ -26,12 +26,13 @@ use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, Result};
 
-use crate::auth::{AllowedTools, ClientKey};
+use crate::auth::{self, AllowedTools};
 use crate::error::ProxyError;
 use crate::mcp::Hub;
 use crate::openai::models::ModelList;
 use crate::retry;
 use crate::sessions::SessionStore;
+use crate::settings::keys::ClientKey;
 use crate::settings::Settings;
 use crate::upstream::{ChatUpstream, HttpUpstream};
 pub use routes::Route;
@@ -190,7 +191,7 @@ impl ProxyHttp for Gate {
 
         if !self.settings.keys.is_empty() && !matches!(ctx.route, Route::Welcome | Route::Health | Route::Preflight) {
             let given = req.headers.get("authorization").and_then(|v| v.to_str().ok());
-            match self.settings.keys.check(given) {
+            match auth::authenticate(&self.settings.keys, given) {
                 Some(key) => ctx.client = Some(key.clone()),
                 None => {
                     respond::send(session, ctx, &self.settings, respond::Answer::error(&ProxyError::InvalidApiKey))

@@ -20,10 +20,10 @@ use rmcp::service::ServiceError;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use super::config::Transport;
 use super::hub::{Hub, Slot};
 use super::limit::Refused;
 use super::result::{cap, content_to_text, ToolOutput};
+use crate::settings::servers::Transport;
 
 /// How long a retry waits for its server to come back.
 const RECONNECT_WAIT: Duration = Duration::from_secs(1);
@@ -33,8 +33,7 @@ impl Hub {
     pub async fn call(&self, name: &str, arguments: Value) -> ToolOutput {
         let catalog = self.catalog();
         let Some(tool) = catalog.get(name) else {
-            let known: Vec<&str> = catalog.tools().iter().take(50).map(|t| t.name.as_str()).collect();
-            return ToolOutput::error(format!("unknown tool {name:?}; the available tools are: {}", known.join(", ")));
+            return ToolOutput::error(catalog.unknown_tool(name));
         };
         let arguments = match arguments {
             Value::Object(map) => map,

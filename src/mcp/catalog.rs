@@ -93,6 +93,13 @@ impl Catalog {
     pub fn len(&self) -> usize {
         self.tools.len()
     }
+
+    /// What the model reads when it calls `name`, which this catalog lacks:
+    /// the names it may call instead (the first 50).
+    pub fn unknown_tool(&self, name: &str) -> String {
+        let known: Vec<&str> = self.tools.iter().take(50).map(|t| t.name.as_str()).collect();
+        format!("unknown tool {name:?}; the available tools are: {}", known.join(", "))
+    }
 }
 
 /// (server, tool) → exposed name, for every known tool.

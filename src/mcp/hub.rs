@@ -17,43 +17,9 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::catalog::{Catalog, ServerTool};
-use super::config::ServerConfig;
 use super::limit::CallLimit;
-
-/// Hub-wide defaults; a server's own config may override the call settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HubSettings {
-    pub call_timeout: Duration,
-    pub retries: u32,
-    pub max_result_bytes: usize,
-    /// How long start-up waits for servers before serving without them.
-    pub startup_wait: Duration,
-    /// How long one connection attempt (spawn + initialize + list) may take.
-    pub connect_timeout: Duration,
-    pub backoff_max: Duration,
-    /// A server down this long has its tools withdrawn from the catalog.
-    pub withdraw_after: Duration,
-    /// Calls one server runs at once (a server's own `max_concurrent_calls` overrides).
-    pub max_concurrent_calls: usize,
-    /// Calls that may wait for a free slot per server; beyond: a tool error at once.
-    pub max_queued_calls: usize,
-}
-
-impl Default for HubSettings {
-    fn default() -> Self {
-        Self {
-            call_timeout: Duration::from_secs(60),
-            retries: 2,
-            max_result_bytes: 64 * 1024,
-            startup_wait: Duration::from_secs(15),
-            connect_timeout: Duration::from_secs(60),
-            backoff_max: Duration::from_secs(30),
-            withdraw_after: Duration::from_secs(120),
-            max_concurrent_calls: 4,
-            max_queued_calls: 32,
-        }
-    }
-}
+use crate::settings::servers::ServerConfig;
+use crate::settings::HubSettings;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -3,7 +3,6 @@
 //!
 //! | file | owns |
 //! | --- | --- |
-//! | `config` | `servers_config.json`: parsing, `${VAR}` expansion, validation |
 //! | `catalog` | exposed tool names (unique, sanitised, stable) and the lookup back |
 //! | `hub` | the slots, their state, the catalog snapshot, shutdown |
 //! | `supervisor` | one task per server: connect, wait, reconnect with backoff |
@@ -15,7 +14,6 @@
 
 mod call;
 pub mod catalog;
-pub mod config;
 mod hub;
 mod limit;
 pub mod result;
@@ -23,8 +21,8 @@ mod sse_transport;
 mod stdio;
 mod supervisor;
 
+pub use crate::settings::HubSettings;
 pub use catalog::{Catalog, CatalogTool};
-pub use hub::{Hub, HubSettings, Phase, ServerStatus};
+pub use hub::{Hub, Phase, ServerStatus};
 pub use result::ToolOutput;
 pub use sse_transport::SseClientTransport;
-pub use stdio::INHERITED as INHERITED_ENV;

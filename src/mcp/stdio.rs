@@ -14,32 +14,7 @@ use process_wrap::tokio::{CommandWrap, KillOnDrop, ProcessGroup};
 use rmcp::transport::TokioChildProcess;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-/// Variables a child inherits from the proxy's environment; everything else
-/// must be given in its config.
-pub const INHERITED: &[&str] = &[
-    "PATH",
-    "HOME",
-    "USER",
-    "LOGNAME",
-    "SHELL",
-    "LANG",
-    "LC_ALL",
-    "LC_CTYPE",
-    "TZ",
-    "TMPDIR",
-    "TERM",
-    "XDG_CACHE_HOME",
-    "XDG_CONFIG_HOME",
-    "XDG_DATA_HOME",
-    "XDG_RUNTIME_DIR",
-    "NODE_PATH",
-    "NPM_CONFIG_CACHE",
-    "NPM_CONFIG_REGISTRY",
-    "PYTHONPATH",
-    "VIRTUAL_ENV",
-    "SSL_CERT_FILE",
-    "SSL_CERT_DIR",
-];
+use crate::settings::servers::INHERITED_ENV;
 
 /// Longest stderr line kept in the log.
 const MAX_LOG_LINE: usize = 2048;
@@ -61,7 +36,7 @@ pub fn spawn(
     let mut cmd = CommandWrap::with_new(command, |c| {
         c.args(args);
         c.env_clear();
-        for name in INHERITED {
+        for name in INHERITED_ENV {
             if let Some(v) = parent_env.get(*name) {
                 c.env(name, v);
             }

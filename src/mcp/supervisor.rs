@@ -17,10 +17,10 @@ use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::{Peer, RoleClient, ServiceExt};
 
 use super::catalog::ServerTool;
-use super::config::Transport;
 use super::hub::{Hub, Slot};
 use super::sse_transport::SseClientTransport;
 use super::stdio;
+use crate::settings::servers::Transport;
 
 const BACKOFF_START: Duration = Duration::from_millis(250);
 /// A connection that lived this long resets the backoff.

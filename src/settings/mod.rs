@@ -10,6 +10,8 @@
 //! Nothing else in the crate reads environment variables.
 
 mod file;
+pub mod keys;
+pub mod servers;
 
 pub use file::ServerSection;
 
@@ -20,9 +22,7 @@ use std::time::Duration;
 
 use file::{raw_config, LimitsSection, McpSection, RawConfig, ToolSection};
 
-use crate::mcp::config::ServerConfig;
-use crate::mcp::HubSettings;
-use crate::tool_loop::Limits;
+use servers::ServerConfig;
 
 /// Where the TOML file is looked for when `CONFIG_FILE` is not set.
 pub const DEFAULT_CONFIG_FILE: &str = "conf/mcp-chat-proxy.toml";
@@ -152,7 +152,7 @@ pub struct Settings {
     pub upstream_retry: RetryPolicy,
     pub session: SessionSettings,
     /// Client keys; empty: anyone may call (see README).
-    pub keys: crate::auth::Keys,
+    pub keys: keys::Keys,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -223,11 +223,73 @@ impl ModeSetting {
     }
 }
 
+/// Hub-wide defaults; a server's own config may override the call settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubSettings {
+    pub call_timeout: Duration,
+    pub retries: u32,
+    pub max_result_bytes: usize,
+    /// How long start-up waits for servers before serving without them.
+    pub startup_wait: Duration,
+    /// How long one connection attempt (spawn + initialize + list) may take.
+    pub connect_timeout: Duration,
+    pub backoff_max: Duration,
+    /// A server down this long has its tools withdrawn from the catalog.
+    pub withdraw_after: Duration,
+    /// Calls one server runs at once (a server's own `max_concurrent_calls` overrides).
+    pub max_concurrent_calls: usize,
+    /// Calls that may wait for a free slot per server; beyond: a tool error at once.
+    pub max_queued_calls: usize,
+}
+
+impl Default for HubSettings {
+    fn default() -> Self {
+        Self {
+            call_timeout: Duration::from_secs(60),
+            retries: 2,
+            max_result_bytes: 64 * 1024,
+            startup_wait: Duration::from_secs(15),
+            connect_timeout: Duration::from_secs(60),
+            backoff_max: Duration::from_secs(30),
+            withdraw_after: Duration::from_secs(120),
+            max_concurrent_calls: 4,
+            max_queued_calls: 32,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+/// The tool loop's limits.
+pub struct ToolLimits {
+    pub max_rounds: u32,
+    pub max_calls_per_round: usize,
+    /// Wall-clock budget for tool rounds: past it, the model is asked to
+    /// answer without tools.
+    pub budget: Duration,
+    /// Hard wall-clock limit of the whole request: past it, the request fails
+    /// (504 before the first byte, an SSE error after it).
+    pub deadline: Duration,
+    /// While tools run, a `: tool … running` comment this often (streaming).
+    pub keepalive: Duration,
+}
+
+impl Default for ToolLimits {
+    fn default() -> Self {
+        Self {
+            max_rounds: 10,
+            max_calls_per_round: 8,
+            budget: Duration::from_secs(600),
+            deadline: Duration::from_secs(900),
+            keepalive: Duration::from_secs(3),
+        }
+    }
+}
+
 /// The validated tool-loop settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ToolSettings {
     pub mode: ModeSetting,
-    pub limits: Limits,
+    pub limits: ToolLimits,
     model_modes: Vec<(String, ModeSetting)>,
 }
 
@@ -345,7 +407,7 @@ impl Settings {
             ));
         }
         let keys_file = raw.auth.keys_file.trim();
-        let keys = crate::auth::Keys::load(&raw.auth.keys, (!keys_file.is_empty()).then(|| Path::new(keys_file)), env)
+        let keys = keys::Keys::load(&raw.auth.keys, (!keys_file.is_empty()).then(|| Path::new(keys_file)), env)
             .map_err(|e| invalid("AUTH_KEYS_FILE", keys_file, e))?;
         let session = SessionSettings {
             store: ss.store.clone(),
@@ -355,7 +417,7 @@ impl Settings {
         };
         let child_env = env
             .iter()
-            .filter(|(k, _)| crate::mcp::INHERITED_ENV.contains(&k.as_str()))
+            .filter(|(k, _)| servers::INHERITED_ENV.contains(&k.as_str()))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
 
@@ -433,7 +495,7 @@ fn validate_tool(t: &ToolSection) -> Result<ToolSettings, SettingsError> {
     if t.max_rounds == 0 {
         return Err(invalid("TOOL_MAX_ROUNDS", "0", "must be at least 1"));
     }
-    let limits = Limits {
+    let limits = ToolLimits {
         max_rounds: u32::try_from(t.max_rounds).unwrap_or(u32::MAX),
         max_calls_per_round: usize::try_from(t.max_calls_per_round.max(1)).unwrap_or(usize::MAX),
         budget: Duration::from_secs(t.budget_seconds.max(1)),
@@ -463,8 +525,7 @@ fn validate_mcp(
     if m.servers_config.is_empty() || (m.servers_config == DEFAULT_SERVERS_CONFIG && !path.exists()) {
         return Ok((Vec::new(), hub));
     }
-    let servers =
-        crate::mcp::config::load(path, env).map_err(|e| invalid("MCP_SERVERS_CONFIG", &m.servers_config, e))?;
+    let servers = servers::load(path, env).map_err(|e| invalid("MCP_SERVERS_CONFIG", &m.servers_config, e))?;
     Ok((servers, hub))
 }
 

@@ -20,7 +20,7 @@ pub mod stream;
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -30,6 +30,7 @@ use tokio::sync::mpsc;
 use crate::error::ProxyError;
 use crate::mcp::{Catalog, Hub, ToolOutput};
 use crate::openai::chat::{ChatRequest, Message, ToolCall, Usage};
+pub use crate::settings::ToolLimits as Limits;
 use crate::upstream::{Caller, ChatUpstream};
 use round::{Answer, RoundError};
 use stream::SseWriter;
@@ -60,32 +61,6 @@ impl ToolRunner for Hub {
 
     async fn call(&self, name: &str, arguments: Value) -> ToolOutput {
         Hub::call(self, name, arguments).await
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Limits {
-    pub max_rounds: u32,
-    pub max_calls_per_round: usize,
-    /// Wall-clock budget for tool rounds: past it, the model is asked to
-    /// answer without tools.
-    pub budget: Duration,
-    /// Hard wall-clock limit of the whole request: past it, the request fails
-    /// (504 before the first byte, an SSE error after it).
-    pub deadline: Duration,
-    /// While tools run, a `: tool … running` comment this often (streaming).
-    pub keepalive: Duration,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            max_rounds: 10,
-            max_calls_per_round: 8,
-            budget: Duration::from_secs(600),
-            deadline: Duration::from_secs(900),
-            keepalive: Duration::from_secs(3),
-        }
     }
 }
 

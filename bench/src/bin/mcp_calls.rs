@@ -25,7 +25,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mcp_chat_proxy::mcp::{config, Hub, HubSettings};
+use mcp_chat_proxy::mcp::{Hub, HubSettings};
+use mcp_chat_proxy::settings::servers as config;
 use mcp_chat_proxy_bench::args::Args;
 use mcp_chat_proxy_bench::stats::percentile;
 use rmcp::model::CallToolRequestParams;

@@ -9,7 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use mcp_chat_proxy::mcp::{config, Hub, HubSettings};
+use mcp_chat_proxy::mcp::{Hub, HubSettings};
+use mcp_chat_proxy::settings::servers as config;
 use serde_json::{json, Value};
 
 /// The path of the test MCP server's binary (the workspace member
@@ -70,7 +71,7 @@ pub async fn hub(servers: Value, settings: HubSettings) -> Arc<Hub> {
     let text = json!({ "mcpServers": servers }).to_string();
     let env = parent_env();
     let configs = config::parse(&text, &env).unwrap_or_else(|e| panic!("config: {e}"));
-    let child_env = env.into_iter().filter(|(k, _)| mcp_chat_proxy::mcp::INHERITED_ENV.contains(&k.as_str())).collect();
+    let child_env = env.into_iter().filter(|(k, _)| config::INHERITED_ENV.contains(&k.as_str())).collect();
     Hub::start(configs, settings, child_env).await
 }
 
