@@ -34,5 +34,6 @@ pub mod server;
 pub mod sessions;
 pub mod settings;
 pub mod sse;
+pub mod surfaces;
 pub mod tool_loop;
 pub mod upstream;

@@ -1,31 +1,52 @@
 //! When a failed upstream call is repeated and how long to wait first: the
 //! one policy both the tool loop's client and the transparent path follow.
 //!
-//! Only answers that say "not now" are retried (no connection, 429, 502, 503,
-//! 504), only before anything reached the client, and never longer apart than
-//! [`RetryPolicy::max_delay`], even when the upstream's `Retry-After` asks for more.
+//! Only before anything reached the client, and only answers that say "not
+//! now": no connection at all, 429 and 503 for every request (the upstream
+//! did nothing), and 502 and 504 only for requests that may be repeated
+//! safely (idempotent methods, and inference calls that create nothing
+//! upstream): a file upload, a batch or a fine-tuning job that a gateway
+//! answered 502 for may exist all the same. A wait is never longer than
+//! [`RetryPolicy::max_delay`]; an upstream whose `Retry-After` asks for
+//! longer gets no early retry: its answer goes to the client at once.
 
 use std::time::{Duration, SystemTime};
 
+use http::Method;
+
 use crate::settings::RetryPolicy;
 
-/// Whether an upstream answer with this status is worth repeating.
-pub fn retryable_status(status: u16) -> bool {
-    matches!(status, 429 | 502 | 503 | 504)
+/// POSTs that only compute an answer: repeating one costs tokens, nothing more.
+const INFERENCE_PATHS: [&str; 4] = ["/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/moderations"];
+
+/// Whether `method` on `path` (the client's path) may be sent twice without harm.
+pub fn repeatable(method: &Method, path: &str) -> bool {
+    method.is_idempotent() || (method == Method::POST && INFERENCE_PATHS.contains(&path))
+}
+
+/// Whether an upstream answer with this status is worth repeating, for a
+/// request that is `repeatable` or not.
+pub fn retryable_status(status: u16, repeatable: bool) -> bool {
+    match status {
+        429 | 503 => true,
+        502 | 504 => repeatable,
+        _ => false,
+    }
 }
 
 /// The wait before retry number `retry` (0 for the first): the upstream's
 /// `Retry-After` when it gave a usable one, else exponential backoff with
-/// equal jitter; never more than `policy.max_delay`.
-pub fn delay(policy: &RetryPolicy, retry: u32, retry_after: Option<&str>) -> Duration {
+/// equal jitter. `None` when the upstream asks for more than
+/// `policy.max_delay`: then there is no retry.
+pub fn delay(policy: &RetryPolicy, retry: u32, retry_after: Option<&str>) -> Option<Duration> {
     if let Some(asked) = retry_after.and_then(|v| parse_retry_after(v, SystemTime::now())) {
-        return asked.min(policy.max_delay);
+        return (asked <= policy.max_delay).then_some(asked);
     }
     let base = policy.backoff.saturating_mul(1u32.checked_shl(retry.min(31)).unwrap_or(u32::MAX)).min(policy.max_delay);
     // Equal jitter: half the backoff is kept, so a struggling upstream is never
     // hit again at once; the random half spreads clients that failed together.
     let half = base / 2;
-    half + half.mul_f64(unit_random())
+    Some(half + half.mul_f64(unit_random()))
 }
 
 /// `Retry-After` as delay-seconds or an HTTP-date (IMF-fixdate, the form
@@ -88,21 +109,22 @@ mod tests {
     fn backoff_doubles_with_equal_jitter_and_is_capped() {
         let p = policy(500, 10);
         for _ in 0..200 {
-            let first = delay(&p, 0, None);
+            let first = delay(&p, 0, None).unwrap_or_default();
             assert!(first >= Duration::from_millis(250) && first <= Duration::from_millis(500), "{first:?}");
-            let third = delay(&p, 2, None);
+            let third = delay(&p, 2, None).unwrap_or_default();
             assert!(third >= Duration::from_secs(1) && third <= Duration::from_secs(2), "{third:?}");
-            let late = delay(&p, 40, None);
+            let late = delay(&p, 40, None).unwrap_or_default();
             assert!(late >= Duration::from_secs(5) && late <= Duration::from_secs(10), "{late:?}");
         }
     }
 
     #[test]
-    fn retry_after_wins_but_never_past_the_cap() {
+    fn retry_after_wins_and_past_the_cap_means_no_retry() {
         let p = policy(500, 10);
-        assert_eq!(delay(&p, 0, Some("3")), Duration::from_secs(3));
-        assert_eq!(delay(&p, 0, Some("3600")), Duration::from_secs(10));
-        let d = delay(&p, 0, Some("soon"));
+        assert_eq!(delay(&p, 0, Some("3")), Some(Duration::from_secs(3)));
+        assert_eq!(delay(&p, 0, Some("10")), Some(Duration::from_secs(10)));
+        assert_eq!(delay(&p, 0, Some("3600")), None);
+        let d = delay(&p, 0, Some("soon")).unwrap_or(Duration::MAX);
         assert!(d <= Duration::from_millis(500), "an unreadable value falls back to backoff: {d:?}");
     }
 
@@ -121,8 +143,21 @@ mod tests {
     }
 
     #[test]
-    fn only_not_now_statuses_are_retried() {
-        assert!([429, 502, 503, 504].into_iter().all(retryable_status));
-        assert!(![200, 400, 401, 404, 500, 501].into_iter().any(retryable_status));
+    fn only_not_now_statuses_are_retried_and_502_504_only_when_repeatable() {
+        assert!([429, 502, 503, 504].into_iter().all(|s| retryable_status(s, true)));
+        assert!([429, 503].into_iter().all(|s| retryable_status(s, false)));
+        assert!(![502, 504].into_iter().any(|s| retryable_status(s, false)));
+        assert!(![200, 400, 401, 404, 500, 501].into_iter().any(|s| retryable_status(s, true)));
+    }
+
+    #[test]
+    fn what_may_be_sent_twice() {
+        assert!(repeatable(&Method::GET, "/v1/batches/b1"));
+        assert!(repeatable(&Method::DELETE, "/v1/files/f1"));
+        assert!(repeatable(&Method::POST, "/v1/chat/completions"));
+        assert!(repeatable(&Method::POST, "/v1/embeddings"));
+        assert!(!repeatable(&Method::POST, "/v1/batches"));
+        assert!(!repeatable(&Method::POST, "/v1/files"));
+        assert!(!repeatable(&Method::PATCH, "/v1/x"));
     }
 }

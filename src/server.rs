@@ -109,6 +109,7 @@ pub fn build(settings: Arc<Settings>, hub: &HubRuntime) -> std::io::Result<(Serv
 /// the process exits as soon as no request is in flight, or when the grace
 /// period ends, whichever comes first. A second signal exits at once.
 pub fn run(settings: Arc<Settings>) -> std::io::Result<()> {
+    survive_hangups();
     let hub = Arc::new(HubRuntime::start(&settings)?);
     let (server, in_flight) = build(settings, &hub)?;
     exit_when_drained(server.watch_execution_phase(), in_flight, hub.clone());
@@ -117,24 +118,47 @@ pub fn run(settings: Arc<Settings>) -> std::io::Result<()> {
     Ok(())
 }
 
+/// SIGHUP's default action ends the process, and process managers send it
+/// for "reload" (and a closed terminal sends it too): until the proxy can
+/// reload its configuration, it must survive it. A handler, not `SIG_IGN`,
+/// so the MCP servers it starts get the default action back when they exec.
+/// From the first moment of `run`; once serving, [`Signals`] logs each one.
+fn survive_hangups() {
+    extern "C" fn on_hangup(_: libc::c_int) {}
+    let handler: extern "C" fn(libc::c_int) = on_hangup;
+    // SAFETY: installs a handler that does nothing, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGHUP, handler as libc::sighandler_t);
+    }
+}
+
 /// SIGTERM and SIGINT both start a graceful shutdown (pingora's default
-/// treats SIGINT as "quit now"); SIGQUIT keeps pingora's meaning.
+/// treats SIGINT as "quit now"); SIGQUIT keeps pingora's meaning; SIGHUP is
+/// logged and ignored.
 struct Signals;
 
 #[async_trait]
 impl ShutdownSignalWatch for Signals {
     async fn recv(&self) -> ShutdownSignal {
         use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut term), Ok(mut int), Ok(mut quit)) =
-            (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::quit()))
-        else {
+        let (Ok(mut term), Ok(mut int), Ok(mut quit), Ok(mut hup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::quit()),
+            signal(SignalKind::hangup()),
+        ) else {
             tracing::error!("cannot install signal handlers; stopping");
             return ShutdownSignal::FastShutdown;
         };
-        let got = tokio::select! {
-            _ = term.recv() => ShutdownSignal::GracefulTerminate,
-            _ = int.recv() => ShutdownSignal::GracefulTerminate,
-            _ = quit.recv() => ShutdownSignal::GracefulUpgrade,
+        let got = loop {
+            tokio::select! {
+                _ = term.recv() => break ShutdownSignal::GracefulTerminate,
+                _ = int.recv() => break ShutdownSignal::GracefulTerminate,
+                _ = quit.recv() => break ShutdownSignal::GracefulUpgrade,
+                _ = hup.recv() => tracing::warn!(
+                    "SIGHUP received and ignored: this version does not reload its configuration; restart it to apply changes"
+                ),
+            }
         };
         tracing::info!("shutdown signal received; finishing in-flight requests (signal again to stop at once)");
         tokio::spawn(async move {

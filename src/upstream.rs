@@ -35,12 +35,30 @@ pub enum UpstreamReply {
     Complete(ChatCompletion),
     Stream(ChunkStream),
     /// A non-2xx answer, passed to the client unchanged.
-    Failed {
-        status: u16,
-        retry_after: Option<String>,
-        content_type: Option<String>,
-        body: Bytes,
-    },
+    Failed(UpstreamError),
+}
+
+/// An upstream's error answer, as it came: passed to the client unchanged
+/// when nothing was sent yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamError {
+    pub status: u16,
+    pub retry_after: Option<String>,
+    pub content_type: Option<String>,
+    pub body: Bytes,
+}
+
+impl UpstreamError {
+    /// Its message, for a client that can no longer get the answer itself (mid-stream).
+    pub fn describe(&self) -> String {
+        let message = serde_json::from_slice::<Value>(&self.body)
+            .ok()
+            .and_then(|v| {
+                v.pointer("/error/message").or_else(|| v.get("message")).and_then(Value::as_str).map(str::to_string)
+            })
+            .unwrap_or_else(|| String::from_utf8_lossy(&self.body).chars().take(300).collect());
+        format!("the upstream answered {}: {message}", self.status)
+    }
 }
 
 /// Who the request is made for: what decides the upstream's `Authorization`.
@@ -123,7 +141,7 @@ impl HttpUpstream {
         if !(200..300).contains(&status) {
             let retry_after = header("retry-after");
             let body = read_all(&mut resp, self.idle_timeout).await?;
-            return Ok(UpstreamReply::Failed { status, retry_after, content_type, body });
+            return Ok(UpstreamReply::Failed(UpstreamError { status, retry_after, content_type, body }));
         }
         if content_type.as_deref().is_some_and(|c| c.starts_with("text/event-stream")) {
             return Ok(UpstreamReply::Stream(decode_stream(resp, self.idle_timeout)));
@@ -138,9 +156,10 @@ impl HttpUpstream {
 #[async_trait]
 impl ChatUpstream for HttpUpstream {
     /// One round's call, repeated (after a backoff) while it fails with no
-    /// connection or a "not now" status and retries remain. Nothing has gone
-    /// to the client yet, and the tool loop calls this once per round, so a
-    /// retry never runs the tools of earlier rounds again.
+    /// connection or a "not now" status and retries remain (see [`retry`]: a
+    /// chat completion creates nothing upstream, so 502 and 504 are repeated
+    /// too). Nothing has gone to the client yet, and the tool loop calls this
+    /// once per round, so a retry never runs the tools of earlier rounds again.
     async fn send(&self, body: &Value, caller: &Caller) -> Result<UpstreamReply, ProxyError> {
         let body = Bytes::from(
             serde_json::to_vec(body).map_err(|e| ProxyError::Internal(format!("encoding the request: {e}")))?,
@@ -155,12 +174,17 @@ impl ChatUpstream for HttpUpstream {
             let (status, wait) = match sent {
                 Err(e) if can_retry && e.is_connect() => (0, retry::delay(&self.retry, retry, None)),
                 Err(e) => return Err(classify(e)),
-                Ok(resp) if can_retry && retry::retryable_status(resp.status().as_u16()) => {
+                Ok(resp) if can_retry && retry::retryable_status(resp.status().as_u16(), true) => {
                     let after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok());
-                    (resp.status().as_u16(), retry::delay(&self.retry, retry, after))
+                    match retry::delay(&self.retry, retry, after) {
+                        Some(wait) => (resp.status().as_u16(), Some(wait)),
+                        // It asks for longer than we would wait: its answer is the client's now.
+                        None => return self.reply(resp).await,
+                    }
                 }
                 Ok(resp) => return self.reply(resp).await,
             };
+            let wait = wait.unwrap_or(self.retry.max_delay);
             tracing::info!(
                 request_id = %caller.request_id,
                 retry = retry + 1,

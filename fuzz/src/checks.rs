@@ -12,8 +12,9 @@ use mcp_chat_proxy::openai::chat::{parse_request, ChatRequest, Chunk, ToolCall};
 use mcp_chat_proxy::openai::stream::ToolCallAccumulator;
 use mcp_chat_proxy::settings::servers as config;
 use mcp_chat_proxy::sse::{SseDecoder, SseError, SseEvent};
-use mcp_chat_proxy::tool_loop::native::round_body;
-use mcp_chat_proxy::tool_loop::prompt::{classify_opening, locate_tool_call, Opening};
+use mcp_chat_proxy::tool_loop::native::{round_body, Offer};
+use mcp_chat_proxy::tool_loop::prompt::locate_tool_call;
+use mcp_chat_proxy::tool_loop::scan::CallScanner;
 use mcp_chat_proxy::tool_loop::ToolMode;
 use serde_json::Value;
 
@@ -82,33 +83,47 @@ pub fn sse_decoder(data: &[u8]) -> Result<(), String> {
 }
 
 /// The prompt-mode detector: a call it finds is a JSON object at the span it
-/// gives, naming a known tool; the streaming decision never changes its mind
-/// once made, as the text grows.
+/// gives, naming a known tool (or opening the reply with a `"tool"` key); and
+/// fed as a stream, character by character, it shows the client exactly the
+/// text and finds exactly the call that it does fed the whole reply, so a
+/// streamed and a non-streamed reply agree.
 pub fn prompt_detector(data: &[u8]) -> Result<(), String> {
     let text = String::from_utf8_lossy(data);
     let known = |name: &str| matches!(name, "echo" | "add" | "search" | "get_weather");
     let any = |_: &str| true;
-    for is_known in [&known as &dyn Fn(&str) -> bool, &any] {
+    for is_known in [&known as &(dyn Fn(&str) -> bool + Sync), &any] {
         let Some((span, call)) = locate_tool_call(&text, is_known) else { continue };
         let object = text.get(span.clone()).ok_or_else(|| format!("span {span:?} is not on char boundaries"))?;
         let value: Value = serde_json::from_str(object).map_err(|e| format!("span {span:?} is not JSON ({e})"))?;
         let named = value.get("tool").or_else(|| value.get("name")).and_then(Value::as_str);
-        if named != Some(call.name.as_str()) || !is_known(&call.name) {
+        let opening = value.get("tool").is_some() && opens_the_reply(&text[..span.start]);
+        if named != Some(call.name.as_str()) || !(is_known(&call.name) || opening) {
             return Err(format!("call {call:?} from {object}"));
         }
     }
-    let mut decided: Option<Opening> = None;
-    for (end, _) in text.char_indices().skip(1).chain([(text.len(), ' ')]) {
-        let now = classify_opening(&text[..end]);
-        match decided {
-            Some(before) if before != now => {
-                return Err(format!("opening {before:?} became {now:?} at byte {end}"));
-            }
-            None if now != Opening::Undecided => decided = Some(now),
-            _ => {}
-        }
+    let (visible, found) = CallScanner::scan_whole(&text, &known);
+    if !text.starts_with(&visible) {
+        return Err(format!("visible text {visible:?} is not a prefix of the reply"));
+    }
+    let mut scanner = CallScanner::new(&known);
+    let mut streamed = String::new();
+    let mut piece = [0u8; 4];
+    for c in text.chars() {
+        streamed.push_str(&scanner.push(c.encode_utf8(&mut piece)));
+    }
+    let (rest, streamed_found) = scanner.finish();
+    streamed.push_str(&rest);
+    if streamed != visible || streamed_found != found {
+        return Err(format!("whole: {visible:?} {found:?}; streamed: {streamed:?} {streamed_found:?}"));
     }
     Ok(())
+}
+
+/// Whether only blanks, or blanks and a fence opener, come before a call.
+fn opens_the_reply(before: &str) -> bool {
+    let before = before.trim_end();
+    let without_tag = before.trim_end_matches(|c: char| c.is_ascii_alphanumeric() || "_+.-".contains(c));
+    before.trim().is_empty() || without_tag.strip_suffix("```").is_some_and(|rest| rest.trim().is_empty())
 }
 
 /// Streamed tool calls, from the upstream's SSE bytes as the tool loop reads
@@ -192,15 +207,19 @@ pub fn chat_request(data: &[u8]) -> Result<(), String> {
         return Err(format!("two MCP tools share a name: {:?}", catalog.tools()));
     }
     for mode in [ToolMode::Native, ToolMode::Prompt] {
-        for offer in [Some(&*catalog), None] {
+        for (catalog_offered, last) in [(Some(&*catalog), false), (Some(&*catalog), true), (None, false)] {
             for stream in [false, true] {
-                let body = round_body(&request, &request.messages, mode, offer, &client_names, stream);
+                let offer = Offer { catalog: catalog_offered, client_names: &client_names, last };
+                let body = round_body(&request, &request.messages, mode, offer, stream);
                 let bytes = serde_json::to_vec(&body).map_err(|e| e.to_string())?;
                 let sent = parse_request(&bytes).map_err(|e| format!("round body refused ({e:?}): {body}"))?;
                 if sent.is_stream() != stream {
                     return Err(format!("asked stream={stream}, body {body}"));
                 }
-                if mode == ToolMode::Native && offer.is_some() {
+                if last && sent.tools.is_some() && sent.tool_choice != Some(Value::String("none".into())) {
+                    return Err(format!("the answer after a limit may still call tools: {body}"));
+                }
+                if mode == ToolMode::Native && catalog_offered.is_some() {
                     check_merged_tools(&request, &sent, &catalog, &client_names)?;
                 }
             }

@@ -1,35 +1,26 @@
-//! `/chat`: the simple endpoint with server-side sessions.
+//! `/chat`: the simple endpoint with server-side sessions (its shapes:
+//! [`crate::surfaces::session`]).
 //!
-//! `POST /chat {"message", "session_id"?, "model"?, "stream"?}` runs one turn
-//! through the same tool loop as `/v1/chat/completions` and answers
-//! `{"response", "session_id"}` (or an OpenAI-shaped SSE stream ending with a
-//! `chat.session` event). `GET /chat/{id}` returns the history, `DELETE`
-//! removes it. Turns on one session are serialised; the user's message is
-//! stored before the upstream is called and the answer before the client is
-//! told it is complete.
+//! One turn runs through the same tool loop as `/v1/chat/completions`, with
+//! the same `x-mcp-*` headers. Turns on one session are serialised; the
+//! user's message is stored before the upstream is called and the answer
+//! (with the turn's tool calls and results) before the client is told it is
+//! complete. An error after a stream has started is an error event, never a
+//! second response.
 
 use pingora::proxy::Session;
 use pingora::Result;
-use serde::Deserialize;
-use serde_json::{json, Value};
 
-use super::chat::{header, pick_mode, read_body, run_with_fallback, write_finish, Job, TurnRecord};
+use super::chat::{finish_json, finish_stream, header, mcp_headers, read_body};
+use super::drive::{self, Driven};
 use super::respond::{self, Answer};
 use super::{Gate, RequestCtx};
 use crate::error::ProxyError;
 use crate::openai::chat::{ChatRequest, Message};
-use crate::sessions::{context, owner_of, History};
-use crate::tool_loop::Finish;
-use crate::upstream::Caller;
-
-#[derive(Debug, Deserialize)]
-struct TurnRequest {
-    message: Value,
-    session_id: Option<String>,
-    model: Option<String>,
-    #[serde(default)]
-    stream: bool,
-}
+use crate::sessions::{context, owner_of, SessionStore};
+use crate::surfaces::chat::ChatStream;
+use crate::surfaces::session::{self as wire, TurnRequest};
+use crate::tool_loop::{Job, Outcome};
 
 fn not_found(id: &str) -> ProxyError {
     ProxyError::SessionNotFound { id: id.chars().take(64).collect() }
@@ -39,32 +30,35 @@ fn store_error(e: impl std::fmt::Display) -> ProxyError {
     ProxyError::Internal(e.to_string())
 }
 
-fn parse(body: &[u8]) -> Result<(TurnRequest, String), ProxyError> {
-    let req: TurnRequest = serde_json::from_slice(body)
-        .map_err(|e| ProxyError::bad_request(format!("the body must be {{\"message\": \"...\"}}: {e}"), None))?;
-    let message = match &req.message {
-        Value::String(s) if !s.trim().is_empty() => s.clone(),
-        _ => return Err(ProxyError::bad_request("'message' must be a non-empty string", Some("message"))),
-    };
-    Ok((req, message))
-}
-
 /// `POST /chat`.
 pub async fn post(gate: &Gate, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-    match turn(gate, session, ctx).await {
-        Ok(()) => Ok(true),
+    let started = match start_turn(gate, session, ctx).await {
+        Ok(started) => started,
         Err(e) => {
             respond::send(session, ctx, &gate.settings, Answer::error(&e)).await?;
-            Ok(true)
+            return Ok(true);
         }
-    }
+    };
+    run_turn(gate, session, ctx, started).await?;
+    Ok(true)
 }
 
-async fn turn(gate: &Gate, session: &mut Session, ctx: &mut RequestCtx) -> Result<(), ProxyError> {
+/// A turn whose user message is stored and whose session is locked.
+struct Started {
+    req: TurnRequest,
+    job: Job,
+    id: String,
+    turn: u64,
+    store: std::sync::Arc<dyn SessionStore>,
+    _lock: crate::sessions::SessionLock,
+}
+
+/// Everything before the upstream is called; any failure here is a plain error answer.
+async fn start_turn(gate: &Gate, session: &mut Session, ctx: &mut RequestCtx) -> Result<Started, ProxyError> {
+    let headers = mcp_headers(session)?;
     let body = read_body(gate, session).await?;
-    let (req, message) = parse(&body)?;
-    let authorization = header(session, "authorization");
-    let owner = owner_of(authorization.as_deref());
+    let (req, message) = wire::parse(&body)?;
+    let owner = owner_of(header(session, "authorization").as_deref());
     let store = gate.sessions.clone();
     let id = match &req.session_id {
         Some(id) => id.clone(),
@@ -78,18 +72,16 @@ async fn turn(gate: &Gate, session: &mut Session, ctx: &mut RequestCtx) -> Resul
     // One turn at a time per session; the second waits and sees the first's turn.
     // A turn stuck longer than a whole request's budget is not waited for.
     let wait = gate.settings.tool.limits.budget;
-    let _lock = tokio::time::timeout(wait, store.lock(&id))
+    let lock = tokio::time::timeout(wait, store.lock(&id))
         .await
         .map_err(|_| ProxyError::SessionBusy { id: id.clone() })?
         .map_err(store_error)?;
     let history = store.load(&id, &owner).await.map_err(store_error)?.ok_or_else(|| not_found(&id))?;
     let user = Message::text("user", message);
     let turn = store.begin_turn(&id, &user).await.map_err(store_error)?;
-
     let cfg = &gate.settings.session;
-    let model = req.model.clone().unwrap_or_else(|| gate.settings.default_model.clone());
-    let chat = ChatRequest {
-        model: model.clone(),
+    let request = ChatRequest {
+        model: req.model.clone().unwrap_or_else(|| gate.settings.default_model.clone()),
         messages: context(&history, &cfg.system_prompt, &user, cfg.context_budget_chars),
         stream: Some(req.stream),
         tools: None,
@@ -97,24 +89,32 @@ async fn turn(gate: &Gate, session: &mut Session, ctx: &mut RequestCtx) -> Resul
         stream_options: None,
         rest: Default::default(),
     };
-    let (mode, auto) = pick_mode(gate, session, &model);
-    let mcp = header(session, "x-mcp-tools").as_deref() != Some("off");
-    let caller = Caller { authorization: gate.forwardable_authorization(session), request_id: ctx.request_id.clone() };
-    let record = TurnRecord { store: store.clone(), session_id: id.clone(), turn };
-    let job = Job { req: chat, mode, mcp, caller, record: Some(record) };
-    let done =
-        run_with_fallback(gate, session, ctx, job, auto).await.map_err(|e| ProxyError::Internal(e.to_string()))?;
-    match done.finish {
-        Some(Finish::Completion(completion)) => {
-            store.complete_turn(&id, turn, &done.transcript).await.map_err(store_error)?;
-            let response = completion.pointer("/choices/0/message/content").cloned().unwrap_or(Value::Null);
-            let answer = json!({"response": response, "session_id": id});
-            respond::send(session, ctx, &gate.settings, Answer::json(200, answer))
-                .await
-                .map_err(|e| ProxyError::Internal(e.to_string()))
+    let job = Job { request, caller: gate.caller(session, ctx), mode: headers.mode, mcp: !headers.off };
+    Ok(Started { req, job, id, turn, store, _lock: lock })
+}
+
+async fn run_turn(gate: &Gate, session: &mut Session, ctx: &mut RequestCtx, started: Started) -> Result<()> {
+    let Started { req, job, id, turn, store, _lock } = started;
+    let mut encoder = ChatStream::new(false);
+    let driven = drive::run(gate, session, ctx, job, req.stream.then_some(&mut encoder as _)).await?;
+    let Driven { outcome, head_sent } = driven;
+    // Stored before the client is told the answer is complete.
+    let stored = match &outcome {
+        Outcome::Done(answer) => Some(store.complete_turn(&id, turn, &answer.transcript).await.map_err(store_error)),
+        _ => None,
+    };
+    match (outcome, stored) {
+        (Outcome::Done(_), Some(Err(e))) if head_sent => drive::end_stream(session, ChatStream::error(&e)).await,
+        (Outcome::Done(_), Some(Err(e))) => respond::send(session, ctx, &gate.settings, Answer::error(&e)).await,
+        (Outcome::Done(answer), _) if req.stream => {
+            let event = wire::session_event(&answer, &id);
+            let driven = Driven { outcome: Outcome::Done(answer), head_sent };
+            finish_stream(gate, session, ctx, driven, &mut encoder, Some(event)).await
         }
-        Some(other) => write_finish(gate, session, ctx, other).await.map_err(|e| ProxyError::Internal(e.to_string())),
-        None => Ok(()),
+        (outcome, _) if req.stream => {
+            finish_stream(gate, session, ctx, Driven { outcome, head_sent }, &mut encoder, None).await
+        }
+        (outcome, _) => finish_json(gate, session, ctx, outcome, |answer| wire::response(answer, &id)).await,
     }
 }
 
@@ -131,33 +131,11 @@ pub async fn item(gate: &Gate, session: &mut Session, ctx: &mut RequestCtx) -> R
         }
     } else {
         match gate.sessions.load(&id, &owner).await {
-            Ok(Some(history)) => Answer::json(200, history_json(&id, &history)),
+            Ok(Some(history)) => Answer::json(200, wire::history(&id, &history)),
             Ok(None) => Answer::error(&not_found(&id)),
             Err(e) => Answer::error(&store_error(e)),
         }
     };
     respond::send(session, ctx, &gate.settings, answer).await?;
     Ok(true)
-}
-
-/// The history as the client sees it: every message, each tagged with its
-/// turn and whether that turn completed.
-fn history_json(id: &str, history: &History) -> Value {
-    let messages: Vec<Value> = history
-        .turns
-        .iter()
-        .flat_map(|t| {
-            t.messages.iter().map(move |m| {
-                let mut v = serde_json::to_value(m).unwrap_or_default();
-                if let Some(obj) = v.as_object_mut() {
-                    obj.insert("turn".into(), json!(t.number));
-                    if !t.complete {
-                        obj.insert("incomplete".into(), json!(true));
-                    }
-                }
-                v
-            })
-        })
-        .collect();
-    json!({"session_id": id, "created": history.created, "updated": history.updated, "messages": messages})
 }

@@ -8,12 +8,12 @@
 mod chat;
 mod chat_session;
 mod cors;
+mod drive;
 mod guard;
 mod respond;
 mod routes;
 mod upstream_target;
 
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,6 +34,7 @@ use crate::retry;
 use crate::sessions::SessionStore;
 use crate::settings::keys::ClientKey;
 use crate::settings::Settings;
+use crate::tool_loop::{ModePolicy, ToolLoop, ToolRunner};
 use crate::upstream::{ChatUpstream, HttpUpstream};
 pub use routes::Route;
 use upstream_target::UpstreamTarget;
@@ -48,8 +49,8 @@ pub struct Gate {
     hub: Arc<Hub>,
     sessions: Arc<dyn SessionStore>,
     chat_upstream: Arc<dyn ChatUpstream>,
-    /// Models whose upstream refused the `tools` field: `auto` uses prompt mode for them.
-    prompt_only: std::sync::Mutex<HashSet<String>>,
+    /// The tool mode of each request, and what `auto` learned of the upstream.
+    modes: ModePolicy,
     upstream: UpstreamTarget,
     in_flight: Arc<AtomicUsize>,
 }
@@ -102,20 +103,15 @@ impl Gate {
         chat_upstream: Arc<dyn ChatUpstream>,
     ) -> Self {
         let upstream = UpstreamTarget::new(&settings);
-        Self {
-            settings,
-            hub,
-            sessions,
-            chat_upstream,
-            prompt_only: Default::default(),
-            upstream,
-            in_flight: Arc::new(AtomicUsize::new(0)),
-        }
+        let u = &settings.upstream;
+        let upstream_id = format!("{}://{}{}", if u.tls { "https" } else { "http" }, u.host_header(), u.path_prefix);
+        let modes = ModePolicy::new(settings.tool.clone(), upstream_id);
+        Self { settings, hub, sessions, chat_upstream, modes, upstream, in_flight: Arc::new(AtomicUsize::new(0)) }
     }
 
     /// The tools this request may see and call: the hub, narrowed to the
     /// client key's allow-list.
-    fn tools_for(&self, ctx: &RequestCtx) -> Arc<dyn crate::tool_loop::ToolRunner> {
+    fn tools_for(&self, ctx: &RequestCtx) -> Arc<dyn ToolRunner> {
         match &ctx.client {
             Some(key) if key.allow().is_restricted() => {
                 Arc::new(AllowedTools { inner: self.hub.clone(), allow: key.allow().clone() })
@@ -133,14 +129,9 @@ impl Gate {
         session.req_header().headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string)
     }
 
-    fn learned_prompt_only(&self, model: &str) -> bool {
-        self.prompt_only.lock().map(|s| s.contains(model)).unwrap_or(false)
-    }
-
-    fn learn_prompt_only(&self, model: &str) {
-        if let Ok(mut s) = self.prompt_only.lock() {
-            s.insert(model.to_string());
-        }
+    /// The tool loop over `tools` (one request's view of the hub).
+    fn tool_loop<'a>(&'a self, tools: &'a dyn ToolRunner) -> ToolLoop<'a> {
+        ToolLoop { upstream: &*self.chat_upstream, tools, limits: &self.settings.tool.limits, modes: &self.modes }
     }
 
     /// Requests being served right now (for graceful shutdown).
@@ -256,7 +247,7 @@ impl ProxyHttp for Gate {
         let again = ctx.upstream_tries <= policy.retries;
         e.set_retry(again);
         if again {
-            ctx.retry_wait = Some(retry::delay(policy, ctx.upstream_tries - 1, None));
+            ctx.retry_wait = retry::delay(policy, ctx.upstream_tries - 1, None);
         }
         e
     }
@@ -306,17 +297,23 @@ impl ProxyHttp for Gate {
         let status = upstream_response.status.as_u16();
         ctx.upstream_status = Some(status);
         // Nothing has gone to the client yet: a "not now" answer may still be
-        // repeated, if tries remain and the request body can be replayed.
+        // repeated, if tries remain, the request body can be replayed, the
+        // request may be sent twice (see `retry`) and the upstream does not
+        // ask for a longer wait than we would make.
         let policy = &self.settings.upstream_retry;
-        if retry::retryable_status(status)
+        let req = session.req_header();
+        let repeatable = retry::repeatable(&req.method, req.uri.path());
+        if retry::retryable_status(status, repeatable)
             && ctx.upstream_tries <= policy.retries
             && !session.as_ref().retry_buffer_truncated()
         {
             let after = upstream_response.headers.get("retry-after").and_then(|v| v.to_str().ok());
-            ctx.retry_wait = Some(retry::delay(policy, ctx.upstream_tries - 1, after));
-            let mut e = Error::explain(pingora::ErrorType::HTTPStatus(status), "upstream asked to retry");
-            e.set_retry(true);
-            return Err(e);
+            if let Some(wait) = retry::delay(policy, ctx.upstream_tries - 1, after) {
+                ctx.retry_wait = Some(wait);
+                let mut e = Error::explain(pingora::ErrorType::HTTPStatus(status), "upstream asked to retry");
+                e.set_retry(true);
+                return Err(e);
+            }
         }
         if ctx.route == Route::Models && self.settings.models_fallback && (status == 404 || status >= 500) {
             ctx.models_fallback = true;

@@ -86,6 +86,21 @@ pub struct ToolCall {
     #[serde(rename = "type", default = "function_type")]
     pub kind: String,
     pub function: FunctionCall,
+    /// Vendor fields (Gemini's `extra_content` with its thought signature,
+    /// which must come back with the call in the next round).
+    #[serde(flatten)]
+    pub rest: Map<String, Value>,
+}
+
+impl ToolCall {
+    pub fn new(id: impl Into<String>, name: impl Into<String>, arguments: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            kind: function_type(),
+            function: FunctionCall { name: name.into(), arguments: arguments.into(), rest: Map::new() },
+            rest: Map::new(),
+        }
+    }
 }
 
 fn function_type() -> String {
@@ -98,9 +113,11 @@ pub struct FunctionCall {
     /// JSON text, as OpenAI sends it.
     #[serde(default)]
     pub arguments: String,
+    #[serde(flatten)]
+    pub rest: Map<String, Value>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Usage {
     #[serde(default)]
     pub prompt_tokens: u64,
@@ -108,13 +125,39 @@ pub struct Usage {
     pub completion_tokens: u64,
     #[serde(default)]
     pub total_tokens: u64,
+    /// `prompt_tokens_details`, `completion_tokens_details` and vendor counts.
+    #[serde(flatten)]
+    pub rest: Map<String, Value>,
 }
 
 impl Usage {
+    /// Adds `other` in: every count, the detail counts included (numbers
+    /// are summed wherever both have them; other values are the latest).
     pub fn add(&mut self, other: &Usage) {
         self.prompt_tokens += other.prompt_tokens;
         self.completion_tokens += other.completion_tokens;
         self.total_tokens += other.total_tokens;
+        add_counts(&mut self.rest, &other.rest);
+    }
+}
+
+fn add_counts(into: &mut Map<String, Value>, from: &Map<String, Value>) {
+    for (key, value) in from {
+        match (into.get_mut(key), value) {
+            (Some(Value::Object(a)), Value::Object(b)) => add_counts(a, b),
+            (Some(Value::Number(a)), Value::Number(b)) => {
+                if let (Some(x), Some(y)) = (a.as_u64(), b.as_u64()) {
+                    *a = (x + y).into();
+                } else if let (Some(x), Some(y)) = (a.as_f64(), b.as_f64()) {
+                    if let Some(sum) = serde_json::Number::from_f64(x + y) {
+                        *a = sum;
+                    }
+                }
+            }
+            _ => {
+                into.insert(key.clone(), value.clone());
+            }
+        }
     }
 }
 
@@ -195,6 +238,8 @@ pub struct ToolCallDelta {
     pub kind: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub function: Option<FunctionDelta>,
+    #[serde(flatten)]
+    pub rest: Map<String, Value>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -203,6 +248,8 @@ pub struct FunctionDelta {
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arguments: Option<String>,
+    #[serde(flatten)]
+    pub rest: Map<String, Value>,
 }
 
 /// Checks the shape of a request body and names the first wrong field.
@@ -244,6 +291,34 @@ mod tests {
         });
         let req = parse_request(body.to_string().as_bytes()).unwrap_or_else(|e| panic!("{e:?}"));
         assert_eq!(serde_json::to_value(&req).unwrap_or_default(), body);
+    }
+
+    #[test]
+    fn usage_details_are_kept_and_summed() {
+        let mut a: Usage =
+            serde_json::from_value(json!({"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4,
+            "prompt_tokens_details": {"cached_tokens": 2}, "vendor": "x"}))
+            .unwrap_or_default();
+        let b: Usage = serde_json::from_value(json!({"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7,
+            "prompt_tokens_details": {"cached_tokens": 3, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 1}, "cost": 0.25}))
+        .unwrap_or_default();
+        a.add(&b);
+        let v = serde_json::to_value(&a).unwrap_or_default();
+        assert_eq!(
+            v,
+            json!({"prompt_tokens": 8, "completion_tokens": 3, "total_tokens": 11, "vendor": "x", "cost": 0.25,
+                "prompt_tokens_details": {"cached_tokens": 5, "audio_tokens": 0},
+                "completion_tokens_details": {"reasoning_tokens": 1}})
+        );
+    }
+
+    #[test]
+    fn tool_calls_keep_vendor_fields() {
+        let v = json!({"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}", "strict": true},
+            "extra_content": {"google": {"thought_signature": "sig"}}});
+        let call: ToolCall = serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(serde_json::to_value(&call).unwrap_or_default(), v);
     }
 
     #[test]

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use serde_json::{Map, Value};
+
 use super::chat::{FunctionCall, ToolCall, ToolCallDelta};
 
 /// Largest arguments text one call may accumulate.
@@ -18,6 +20,12 @@ struct Partial {
     id: String,
     name: String,
     arguments: String,
+    /// Whether an `arguments` piece has arrived (after it, a name equal to
+    /// the name so far is the name resent, not a piece of it).
+    arguments_seen: bool,
+    /// Vendor fields of the call and of its function, first value wins.
+    rest: Map<String, Value>,
+    function_rest: Map<String, Value>,
 }
 
 impl ToolCallAccumulator {
@@ -31,18 +39,23 @@ impl ToolCallAccumulator {
                     call.id = id.clone();
                 }
             }
+            keep_first(&mut call.rest, &d.rest);
             if let Some(f) = &d.function {
                 if let Some(name) = &f.name {
-                    // Some servers resend the name with every piece; others send it in parts.
-                    if !call.name.ends_with(name.as_str()) || call.name.is_empty() {
+                    // Most servers send the name once; some send it in pieces, some
+                    // resend it whole with every piece of the arguments.
+                    let resent = call.arguments_seen && *name == call.name;
+                    if !resent {
                         call.name.push_str(name);
                     }
                 }
                 if let Some(args) = &f.arguments {
+                    call.arguments_seen = true;
                     if call.arguments.len() + args.len() <= MAX_ARGUMENTS {
                         call.arguments.push_str(args);
                     }
                 }
+                keep_first(&mut call.function_rest, &f.rest);
             }
         }
     }
@@ -58,9 +71,16 @@ impl ToolCallAccumulator {
             .map(|(index, p)| ToolCall {
                 id: if p.id.is_empty() { format!("call_{index}_{}", short_id()) } else { p.id },
                 kind: "function".into(),
-                function: FunctionCall { name: p.name, arguments: p.arguments },
+                function: FunctionCall { name: p.name, arguments: p.arguments, rest: p.function_rest },
+                rest: p.rest,
             })
             .collect()
+    }
+}
+
+fn keep_first(into: &mut Map<String, Value>, from: &Map<String, Value>) {
+    for (key, value) in from {
+        into.entry(key.clone()).or_insert_with(|| value.clone());
     }
 }
 
@@ -78,7 +98,12 @@ mod tests {
             index,
             id: id.map(str::to_string),
             kind: id.map(|_| "function".to_string()),
-            function: Some(FunctionDelta { name: name.map(str::to_string), arguments: args.map(str::to_string) }),
+            function: Some(FunctionDelta {
+                name: name.map(str::to_string),
+                arguments: args.map(str::to_string),
+                rest: Default::default(),
+            }),
+            rest: Default::default(),
         }
     }
 
@@ -109,6 +134,23 @@ mod tests {
             acc.push(&[delta(0, None, None, Some(&args[split..]))]);
             assert_eq!(acc.finish()[0].function.arguments, args);
         }
+    }
+
+    #[test]
+    fn a_name_sent_in_pieces_is_joined_even_when_a_piece_ends_it_already() {
+        let mut acc = ToolCallAccumulator::default();
+        acc.push(&[delta(0, Some("c"), Some("ad"), None)]);
+        acc.push(&[delta(0, None, Some("d"), Some("{}"))]);
+        assert_eq!(acc.finish()[0].function.name, "add");
+    }
+
+    #[test]
+    fn a_name_resent_whole_with_every_piece_is_kept_once() {
+        let mut acc = ToolCallAccumulator::default();
+        acc.push(&[delta(0, Some("c"), Some("echo"), Some("{\"a\""))]);
+        acc.push(&[delta(0, None, Some("echo"), Some(":1}"))]);
+        let call = &acc.finish()[0];
+        assert_eq!((call.function.name.as_str(), call.function.arguments.as_str()), ("echo", "{\"a\":1}"));
     }
 
     #[test]

@@ -139,6 +139,8 @@ pub(super) struct ToolSection {
     pub(super) budget_seconds: u64,
     pub(super) deadline_seconds: u64,
     pub(super) keepalive_seconds: u64,
+    /// How long `auto` remembers that an upstream refused `tools` for a model.
+    pub(super) learned_mode_seconds: u64,
     /// Per-model mode, e.g. `"llama-2-7b" = "prompt"`; a trailing `*` matches a prefix.
     pub(super) model_modes: BTreeMap<String, String>,
 }
@@ -152,6 +154,7 @@ impl Default for ToolSection {
             budget_seconds: 600,
             deadline_seconds: 900,
             keepalive_seconds: 3,
+            learned_mode_seconds: 3600,
             model_modes: BTreeMap::new(),
         }
     }

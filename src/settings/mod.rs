@@ -290,7 +290,20 @@ impl Default for ToolLimits {
 pub struct ToolSettings {
     pub mode: ModeSetting,
     pub limits: ToolLimits,
+    /// How long `auto` mode keeps a model prompt-only after its upstream refused `tools`.
+    pub learned_mode: Duration,
     model_modes: Vec<(String, ModeSetting)>,
+}
+
+impl Default for ToolSettings {
+    fn default() -> Self {
+        Self {
+            mode: ModeSetting::Auto,
+            limits: ToolLimits::default(),
+            learned_mode: Duration::from_secs(3600),
+            model_modes: Vec::new(),
+        }
+    }
 }
 
 impl ToolSettings {
@@ -502,7 +515,8 @@ fn validate_tool(t: &ToolSection) -> Result<ToolSettings, SettingsError> {
         deadline: secs("TOOL_DEADLINE_SECONDS", t.deadline_seconds)?,
         keepalive: Duration::from_secs(t.keepalive_seconds.max(1)),
     };
-    Ok(ToolSettings { mode, limits, model_modes })
+    let learned_mode = secs("TOOL_LEARNED_MODE_SECONDS", t.learned_mode_seconds)?;
+    Ok(ToolSettings { mode, limits, learned_mode, model_modes })
 }
 
 fn validate_mcp(

@@ -1,17 +1,17 @@
-//! One round's tool calls: which are ours and which the client's, running
-//! ours concurrently, and shaping the final completion.
+//! One round's tool calls: which are the proxy's to run and which the
+//! client's (ownership: a call to a tool the client defined goes back to the
+//! client untouched), running ours concurrently, and the messages they add.
 
 use std::collections::HashSet;
+use std::time::Instant;
 
 use serde_json::{json, Value};
 
+use super::events::{Event, ToolRun};
 use super::native::{native_turn, prompt_turn};
-use super::prompt::{classify_opening, detect_tool_call, Opening};
-use super::round::{Answer, RoundError};
-use super::stream::SseWriter;
-use super::{Limits, ToolMode, ToolRunner};
-use crate::mcp::Catalog;
-use crate::openai::chat::{FunctionCall, Message, ToolCall, Usage};
+use super::round::{Reply, RoundError};
+use super::{Limits, Sink, ToolMode, ToolRunner};
+use crate::openai::chat::{Message, ToolCall};
 
 /// A call the proxy will run on the hub.
 #[derive(Debug, Clone)]
@@ -29,24 +29,24 @@ pub struct Step {
     pub client: Vec<ToolCall>,
 }
 
-pub fn classify(answer: &Answer, mode: ToolMode, offer: Option<&Catalog>, client_names: &HashSet<String>) -> Step {
+/// Sorts the reply's calls by owner. `mcp` is false when MCP tools were not
+/// offered: then a call the model makes anyway is not run.
+pub fn classify(reply: &Reply, mode: ToolMode, mcp: bool, client_names: &HashSet<String>) -> Step {
     let mut step = Step::default();
-    for call in &answer.calls {
+    for call in &reply.calls {
         if client_names.contains(&call.function.name) {
             step.client.push(call.clone());
-        } else {
+        } else if mcp {
             let arguments = parse_arguments(&call.function.arguments);
             step.mcp.push(McpCall { call: call.clone(), arguments });
         }
     }
-    // A streamed reply that opened as prose has reached the client already:
-    // it is the answer, whatever JSON may follow in it.
-    let inspectable = answer.completion.is_some() || answer.held.is_some();
-    if mode == ToolMode::Prompt && step.client.is_empty() && inspectable {
-        if let Some(catalog) = offer {
-            if let Some(call) = prompt_call(&answer.content, catalog) {
-                step.mcp = vec![call];
-            }
+    if mode == ToolMode::Prompt && mcp && step.client.is_empty() {
+        if let Some(found) = &reply.prompt_call {
+            let arguments = Value::Object(found.call.arguments.clone());
+            let id = format!("call_{}", uuid::Uuid::new_v4().simple());
+            let call = ToolCall::new(id, found.call.name.clone(), arguments.to_string());
+            step.mcp = vec![McpCall { call, arguments: Ok(arguments) }];
         }
     }
     step
@@ -57,23 +57,6 @@ fn parse_arguments(text: &str) -> Result<Value, String> {
         return Ok(json!({}));
     }
     serde_json::from_str(text).map_err(|e| format!("the arguments are not valid JSON ({e}): {text}"))
-}
-
-/// Prompt mode: a `{"tool": …}` object for a known tool; or, when the reply
-/// opens like a call and names a tool explicitly, that call (so an unknown
-/// name is answered with an error instead of reaching the user).
-fn prompt_call(text: &str, catalog: &Catalog) -> Option<McpCall> {
-    let found = detect_tool_call(text, &|name| catalog.get(name).is_some()).or_else(|| {
-        let opens_as_call = classify_opening(text) == Opening::MaybeTool && text.contains("\"tool\"");
-        opens_as_call.then(|| detect_tool_call(text, &|_| true)).flatten()
-    })?;
-    let arguments = Value::Object(found.arguments);
-    let call = ToolCall {
-        id: format!("prompt_{}", uuid::Uuid::new_v4().simple()),
-        kind: "function".into(),
-        function: FunctionCall { name: found.name, arguments: arguments.to_string() },
-    };
-    Some(McpCall { call, arguments: Ok(arguments) })
 }
 
 /// What makes two rounds' calls "the same": names and canonical arguments.
@@ -90,74 +73,79 @@ pub fn signature(calls: &[McpCall]) -> Vec<(String, String)> {
 }
 
 /// Runs the calls concurrently (at most `max_calls_per_round`; the rest get
-/// an error result), sending keep-alive comments while they run.
+/// an error result), telling the sink as each starts and ends and keeping a
+/// streaming client alive while they run.
 pub async fn run_all(
     tools: &dyn ToolRunner,
     calls: &[McpCall],
+    round: u32,
     limits: &Limits,
-    writer: Option<&mut SseWriter>,
-) -> Result<Vec<(String, bool)>, RoundError> {
-    let work = futures_util::future::join_all(calls.iter().enumerate().map(|(i, c)| async move {
-        if i >= limits.max_calls_per_round {
-            return (format!("not run: at most {} tool calls per turn", limits.max_calls_per_round), true);
-        }
-        match &c.arguments {
-            Err(why) => (why.clone(), true),
-            Ok(args) => {
-                let out = tools.call(&c.call.function.name, args.clone()).await;
-                (out.text, out.is_error)
-            }
+    sink: &mut Sink,
+) -> Result<Vec<ToolRun>, RoundError> {
+    sink.send(Event::ToolsStarted { round, calls: calls.iter().map(|c| c.call.clone()).collect() }).await?;
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
+    let work = futures_util::future::join_all(calls.iter().enumerate().map(|(i, c)| {
+        let done_tx = done_tx.clone();
+        async move {
+            let started = Instant::now();
+            let (output, is_error) = run_one(tools, c, i, limits).await;
+            let event = Event::ToolFinished {
+                round,
+                call_id: c.call.id.clone(),
+                name: c.call.function.name.clone(),
+                output: output.clone(),
+                is_error,
+                elapsed: started.elapsed(),
+            };
+            let _ = done_tx.send(event);
+            ToolRun { round, call: c.call.clone(), output, is_error }
         }
     }));
-    let Some(writer) = writer else { return Ok(work.await) };
+    drop(done_tx);
     tokio::pin!(work);
     let names: Vec<&str> = calls.iter().map(|c| c.call.function.name.as_str()).collect();
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + limits.keepalive, limits.keepalive);
+    let mut results = None;
     loop {
         tokio::select! {
-            results = &mut work => return Ok(results),
-            _ = ticker.tick() => writer.comment(&format!("tool {} running", names.join(", "))).await?,
+            r = &mut work, if results.is_none() => results = Some(r),
+            event = done_rx.recv() => match event {
+                Some(event) => sink.send(event).await?,
+                None if results.is_some() => break,
+                None => {}
+            },
+            _ = ticker.tick(), if results.is_none() && sink.streaming() => {
+                sink.send(Event::Waiting { what: format!("tool {} running", names.join(", ")) }).await?;
+            }
+        }
+    }
+    Ok(results.unwrap_or_default())
+}
+
+async fn run_one(tools: &dyn ToolRunner, c: &McpCall, i: usize, limits: &Limits) -> (String, bool) {
+    if i >= limits.max_calls_per_round {
+        return (format!("not run: at most {} tool calls per turn", limits.max_calls_per_round), true);
+    }
+    match &c.arguments {
+        Err(why) => (why.clone(), true),
+        Ok(args) => {
+            let out = tools.call(&c.call.function.name, args.clone()).await;
+            (out.text, out.is_error)
         }
     }
 }
 
 /// The messages one round adds to the conversation.
-pub fn turn_messages(answer: &Answer, mode: ToolMode, calls: &[McpCall], results: &[(String, bool)]) -> Vec<Message> {
+pub fn turn_messages(reply: &Reply, mode: ToolMode, runs: &[ToolRun]) -> Vec<Message> {
     match mode {
         ToolMode::Native => {
-            let raw: Vec<ToolCall> = calls.iter().map(|c| c.call.clone()).collect();
-            native_turn(&answer.content, &raw, results)
+            let calls: Vec<ToolCall> = runs.iter().map(|r| r.call.clone()).collect();
+            let results: Vec<(String, bool)> = runs.iter().map(|r| (r.output.clone(), r.is_error)).collect();
+            native_turn(&reply.text, &calls, &results)
         }
-        ToolMode::Prompt => {
-            let (text, is_error) = results.first().cloned().unwrap_or_default();
-            let name = calls.first().map(|c| c.call.function.name.as_str()).unwrap_or("");
-            prompt_turn(&answer.content, name, &text, is_error)
-        }
+        ToolMode::Prompt => match runs.first() {
+            Some(run) => prompt_turn(&reply.text, &run.call.function.name, &run.output, run.is_error),
+            None => vec![Message::text("assistant", reply.text.clone())],
+        },
     }
-}
-
-/// The non-streaming response: the last round's completion with the first
-/// round's identity, the client's own tool calls, and usage summed.
-pub fn final_completion(
-    last: Answer,
-    first: &Answer,
-    client_calls: Vec<ToolCall>,
-    finish_reason: &str,
-    usage: Usage,
-    note: Option<Value>,
-) -> Value {
-    let Some(mut completion) = last.completion else { return Value::Null };
-    if let Some(f) = &first.completion {
-        (completion.id, completion.created) = (f.id.clone(), f.created);
-    }
-    if let Some(choice) = completion.choices.first_mut() {
-        choice.message.tool_calls = (!client_calls.is_empty()).then_some(client_calls);
-        choice.finish_reason = Some(finish_reason.to_string());
-    }
-    let estimated = usage == Usage::default();
-    completion.usage = if estimated { completion.usage } else { Some(usage) };
-    if let Some(note) = note {
-        completion.rest.insert("mcp_proxy".into(), note);
-    }
-    serde_json::to_value(completion).unwrap_or_default()
 }

@@ -1,39 +1,55 @@
-//! The tool loop: one chat request becomes rounds of upstream call → detect
-//! tool calls → run them → re-forward, until the model answers without one.
+//! The tool loop: one chat request becomes rounds of upstream call → the
+//! model's tool calls run on the MCP hub → results sent back, until the model
+//! answers without one. The same core serves every API surface.
 //!
-//! It touches no socket: it takes a [`ChatUpstream`], a [`ToolRunner`] and,
-//! for streaming, a channel for SSE bytes, so tests drive it with fakes.
+//! It touches no socket and writes no wire format: it takes a
+//! [`ChatUpstream`] and a [`ToolRunner`], sends [`Event`]s to a channel
+//! while it runs (when the client streams) and ends with an [`Outcome`]; a
+//! surface turns those into its own bytes. Tests drive it with fakes.
+//!
+//! Tool ownership: calls to the client's own tools (the request's `tools`)
+//! end the loop and go back to the client; calls to MCP tools are the
+//! proxy's to run. A turn that mixes both runs the MCP calls first.
 //!
 //! | file | owns |
 //! | --- | --- |
-//! | `round` | one upstream call, collected (and streamed to the client) |
-//! | `native` | the `tools` field, the system prompt, messages for results |
-//! | `prompt` | prompt mode: render the catalog, detect `{"tool": …}` replies |
-//! | `stream` | the single SSE stream the client sees across rounds |
-//! | `calls` | running one round's tool calls, limits, repeat detection |
+//! | `events` | what the loop gives a surface: events, the answer, the outcome |
+//! | `mode` | which tool mode a request runs in, and what `auto` learns |
+//! | `round` | one upstream call, collected (and streamed) |
+//! | `native` | the round's request body, the messages for results |
+//! | `prompt` | prompt mode: the catalog in the system prompt, what a call is |
+//! | `scan` | prompt mode: finding the call as the reply streams, holding back only what may be one |
+//! | `calls` | one round's calls: whose they are, running ours, repeat detection |
 
 mod calls;
+pub mod events;
+pub mod mode;
 pub mod native;
 pub mod prompt;
 mod round;
-pub mod stream;
+pub mod scan;
+
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use bytes::Bytes;
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::error::ProxyError;
 use crate::mcp::{Catalog, Hub, ToolOutput};
-use crate::openai::chat::{ChatRequest, Message, ToolCall, Usage};
+use crate::openai::chat::{ChatRequest, Message, Usage};
+use crate::settings::ModeSetting;
 pub use crate::settings::ToolLimits as Limits;
 use crate::upstream::{Caller, ChatUpstream};
-use round::{Answer, RoundError};
-use stream::SseWriter;
+pub use events::{Answer, Event, Identity, Outcome};
+pub use mode::ModePolicy;
+use native::Offer;
+use round::{Reading, Reply, RoundError};
 
 /// How tools reach the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,7 +63,7 @@ pub enum ToolMode {
 /// The seam to the MCP hub.
 #[async_trait]
 pub trait ToolRunner: Send + Sync {
-    /// The tools the model may be offered now.
+    /// The tools the model may be offered now (read at the start of every round).
     fn catalog(&self) -> Arc<Catalog>;
     /// Runs one tool; failures come back as error outputs, never as `Err`.
     async fn call(&self, name: &str, arguments: Value) -> ToolOutput;
@@ -64,165 +80,195 @@ impl ToolRunner for Hub {
     }
 }
 
-/// How a run ended.
-#[derive(Debug)]
-pub enum Finish {
-    /// Non-streaming: the response body.
-    Completion(Value),
-    /// Streaming: everything went through the channel (ending in `[DONE]` or an error event).
-    Streamed,
-    /// The upstream refused before anything was sent: its answer, unchanged.
-    Upstream { status: u16, retry_after: Option<String>, content_type: Option<String>, body: Bytes },
-    /// The client went away; the work was stopped.
-    Gone,
-}
-
-/// One request's run.
-pub struct Run<'a> {
+/// What the loop runs on; one per gate.
+pub struct ToolLoop<'a> {
     pub upstream: &'a dyn ChatUpstream,
     pub tools: &'a dyn ToolRunner,
     pub limits: &'a Limits,
-    pub caller: Caller,
-    pub mode: ToolMode,
-    /// False when MCP tools are off for this request (`tool_choice: "none"`, a header).
-    pub mcp: bool,
-    /// What this turn added to the conversation (tool calls, results, the
-    /// final answer), for `/chat` to store.
-    pub transcript: std::sync::Mutex<Vec<Message>>,
+    pub modes: &'a ModePolicy,
 }
 
-impl Run<'_> {
-    fn record(&self, messages: &[Message]) {
-        if let Ok(mut t) = self.transcript.lock() {
-            t.extend_from_slice(messages);
+/// One request for the loop, decoded by a surface.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub request: ChatRequest,
+    pub caller: Caller,
+    /// The client's `x-mcp-tool-mode`, if it sent one.
+    pub mode: Option<ModeSetting>,
+    /// False when the client turned MCP tools off for this request.
+    pub mcp: bool,
+}
+
+/// Where events go: a streaming client's channel, or nowhere.
+pub struct Sink {
+    tx: Option<mpsc::Sender<Event>>,
+    started: bool,
+    emitted: bool,
+}
+
+/// The client has gone; stop working for it.
+impl From<ClientGone> for RoundError {
+    fn from(_: ClientGone) -> Self {
+        RoundError::Gone
+    }
+}
+
+#[derive(Debug)]
+pub struct ClientGone;
+
+impl Sink {
+    fn new(tx: Option<mpsc::Sender<Event>>) -> Self {
+        Self { tx, started: false, emitted: false }
+    }
+
+    /// Whether the client streams (and events reach it).
+    pub fn streaming(&self) -> bool {
+        self.tx.is_some()
+    }
+
+    /// `Started` with the answer's identity, once per answer.
+    async fn start(&mut self, identity: &Identity) -> Result<(), ClientGone> {
+        if self.started {
+            return Ok(());
+        }
+        self.started = true;
+        self.send(Event::Started(identity.clone())).await
+    }
+
+    async fn send(&mut self, event: Event) -> Result<(), ClientGone> {
+        let Some(tx) = &self.tx else { return Ok(()) };
+        if !self.started {
+            // Nothing came from the upstream yet (cannot happen: a round's reply comes first).
+            self.started = true;
+            tx.send(Event::Started(Identity::default())).await.map_err(|_| ClientGone)?;
+        }
+        self.emitted = true;
+        tx.send(event).await.map_err(|_| ClientGone)
+    }
+}
+
+impl ToolLoop<'_> {
+    /// Runs `job` to its end. With `events`, the request streams: what the
+    /// client may see goes there as it happens. In `auto` mode an upstream
+    /// that plainly refuses `tools` gets the request again in prompt mode,
+    /// if nothing was sent to the client yet.
+    pub async fn run(&self, job: Job, events: Option<mpsc::Sender<Event>>) -> Outcome {
+        let mut sink = Sink::new(events);
+        let pick = self.modes.pick(&job.request.model, job.mode);
+        let client_names: HashSet<String> = job.request.client_tool_names().into_iter().collect();
+        let outcome = self.run_mode(&job, pick.mode, &client_names, &mut sink).await;
+        match outcome {
+            Outcome::Refused(e)
+                if pick.auto
+                    && pick.mode == ToolMode::Native
+                    && client_names.is_empty()
+                    && !sink.emitted
+                    && mode::refuses_tools(&e) =>
+            {
+                self.modes.learn_prompt_only(&job.request.model);
+                self.run_mode(&job, ToolMode::Prompt, &client_names, &mut sink).await
+            }
+            other => other,
         }
     }
 
-    /// The messages this turn added, once the run has finished.
-    pub fn take_transcript(&self) -> Vec<Message> {
-        self.transcript.lock().map(|mut t| std::mem::take(&mut *t)).unwrap_or_default()
-    }
-}
-
-/// Whether an upstream error says it does not take the `tools` field, so
-/// `auto` mode should fall back to prompt mode.
-pub fn rejects_tools(status: u16, body: &[u8]) -> bool {
-    matches!(status, 400 | 422 | 501) && String::from_utf8_lossy(body).to_ascii_lowercase().contains("tool")
-}
-
-impl Run<'_> {
-    /// Runs `req` to its final answer. `Err` is only returned before anything
-    /// was sent to the client; after that, errors go in-band.
-    pub async fn run(&self, req: ChatRequest, sink: Option<mpsc::Sender<Bytes>>) -> Result<Finish, ProxyError> {
-        let mut writer = sink.map(|tx| SseWriter::new(tx, req.wants_stream_usage()));
-        // The deadline drops the rounds wherever they are (an upstream call,
-        // a tool call); the writer is ours again to report it.
-        let result = match tokio::time::timeout(self.limits.deadline, self.rounds(&req, writer.as_mut())).await {
-            Ok(result) => result,
-            Err(_) => Err(RoundError::Proxy(ProxyError::UpstreamTimeout(format!(
+    async fn run_mode(&self, job: &Job, mode: ToolMode, client: &HashSet<String>, sink: &mut Sink) -> Outcome {
+        // The deadline drops the rounds wherever they are (an upstream call, a tool call).
+        match tokio::time::timeout(self.limits.deadline, self.rounds(job, mode, client, sink)).await {
+            Ok(Ok(answer)) => Outcome::Done(Box::new(answer)),
+            Ok(Err(RoundError::Upstream(e))) => Outcome::Refused(e),
+            Ok(Err(RoundError::Proxy(e))) => Outcome::Failed(e),
+            Ok(Err(RoundError::Gone)) => Outcome::Gone,
+            Err(_) => Outcome::Failed(ProxyError::UpstreamTimeout(format!(
                 "the request did not finish within its deadline of {}s",
                 self.limits.deadline.as_secs()
-            )))),
-        };
-        match (result, writer) {
-            (Ok(finish), _) => Ok(finish),
-            (Err(RoundError::Gone), _) => Ok(Finish::Gone),
-            (Err(RoundError::Upstream { status, retry_after, content_type, body }), w)
-                if w.as_ref().is_none_or(|w| !w.started()) =>
-            {
-                Ok(Finish::Upstream { status, retry_after, content_type, body })
-            }
-            (Err(RoundError::Proxy(e)), w) if w.as_ref().is_none_or(|w| !w.started()) => Err(e),
-            (Err(e), Some(mut w)) => {
-                let err = match e {
-                    RoundError::Proxy(e) => e,
-                    RoundError::Upstream { status, body, .. } => ProxyError::UpstreamProtocol(format!(
-                        "the upstream answered {status} in a later round: {}",
-                        String::from_utf8_lossy(&body).chars().take(300).collect::<String>()
-                    )),
-                    RoundError::Gone => return Ok(Finish::Gone),
-                };
-                w.error(&err).await;
-                Ok(Finish::Streamed)
-            }
-            (Err(_), None) => Err(ProxyError::Internal("unreachable loop state".into())),
+            ))),
         }
     }
 
-    async fn rounds(&self, req: &ChatRequest, mut writer: Option<&mut SseWriter>) -> Result<Finish, RoundError> {
+    async fn rounds(
+        &self,
+        job: &Job,
+        mode: ToolMode,
+        client_names: &HashSet<String>,
+        sink: &mut Sink,
+    ) -> Result<Answer, RoundError> {
         let started = Instant::now();
-        let client_names: HashSet<String> = req.client_tool_names().into_iter().collect();
-        let stream = writer.is_some();
-        let mut messages = req.messages.clone();
-        let mut usage = Usage::default();
-        let mut first: Option<Answer> = None;
-        let mut previous_calls: Option<Vec<(String, String)>> = None;
-        let mut stopped: Option<&'static str> = None;
-        let mut round = 0u32;
-        loop {
-            round += 1;
+        let mut messages = job.request.messages.clone();
+        let mut answer = Answer::default();
+        let mut usage: Option<Usage> = None;
+        let mut previous: Option<Vec<(String, String)>> = None;
+        let mut tool_rounds = 0u32;
+        for round in 1.. {
             let catalog = self.tools.catalog();
-            let offer = (self.mcp && stopped.is_none() && !catalog.is_empty()).then_some(&*catalog);
-            let body = native::round_body(req, &messages, self.mode, offer, &client_names, stream);
-            let answer = round::run(self.upstream, &body, &self.caller, self.mode, writer.as_deref_mut()).await?;
-            if let Some(u) = &answer.usage {
-                usage.add(u);
+            let offered = (job.mcp && !catalog.is_empty()).then_some(&*catalog);
+            let offer = Offer { catalog: offered, client_names, last: answer.stopped.is_some() };
+            let body = native::round_body(&job.request, &messages, mode, offer, sink.streaming());
+            let is_known = |name: &str| offered.is_some_and(|c| c.get(name).is_some() && !client_names.contains(name));
+            let reading = Reading { mode, round, is_known: &is_known, keepalive: self.limits.keepalive };
+            let reply = round::run(self.upstream, &body, &job.caller, &reading, sink).await?;
+            if let Some(u) = &reply.usage {
+                usage.get_or_insert_with(Usage::default).add(u);
             }
-            let step = calls::classify(&answer, self.mode, offer, &client_names);
-            if !step.client.is_empty() {
+            if round == 1 {
+                answer.identity = reply.identity.clone();
+            }
+            answer.texts.push(reply.visible.clone());
+            if let Some(r) = &reply.reasoning {
+                answer.reasoning.push((round, r.clone()));
+            }
+            let may_call = offered.is_some() && answer.stopped.is_none();
+            let step = calls::classify(&reply, mode, may_call, client_names);
+            if step.mcp.is_empty() || !step.client.is_empty() {
                 // A turn that mixes both: ours run first, the client's go back to it.
-                if offer.is_some() && !step.mcp.is_empty() {
-                    calls::run_all(self.tools, &step.mcp, self.limits, writer.as_deref_mut()).await?;
+                if !step.mcp.is_empty() {
+                    let runs = calls::run_all(self.tools, &step.mcp, round, self.limits, sink).await?;
+                    answer.transcript.extend(calls::turn_messages(&reply, mode, &runs));
+                    answer.tool_runs.extend(runs);
                 }
-                let first =
-                    first.get_or_insert_with(|| Answer { completion: answer.completion.clone(), ..Answer::default() });
-                return self.finish(answer, first, step.client, usage, stopped, writer).await;
-            }
-            if step.mcp.is_empty() || offer.is_none() {
-                let first =
-                    first.get_or_insert_with(|| Answer { completion: answer.completion.clone(), ..Answer::default() });
-                return self.finish(answer, first, step.client, usage, stopped, writer).await;
-            }
-            if first.is_none() {
-                first = Some(Answer { completion: answer.completion.clone(), ..Answer::default() });
+                return Ok(self.finish(answer, reply, step.client, usage));
             }
             let signature = calls::signature(&step.mcp);
-            let repeated = previous_calls.as_ref() == Some(&signature);
-            previous_calls = Some(signature);
-            if repeated {
-                stopped = Some("repeated_tool_call");
-            } else if round >= self.limits.max_rounds {
-                stopped = Some("round_limit");
+            answer.stopped = if previous.as_ref() == Some(&signature) {
+                Some(events::StopReason::RepeatedCall)
+            } else if tool_rounds >= self.limits.max_rounds {
+                Some(events::StopReason::RoundLimit)
             } else if started.elapsed() >= self.limits.budget {
-                stopped = Some("time_budget");
-            }
-            if let Some(reason) = stopped {
-                messages.push(native::final_answer_request(reason));
+                Some(events::StopReason::TimeBudget)
+            } else {
+                None
+            };
+            previous = Some(signature);
+            if let Some(reason) = answer.stopped {
+                // The calls are not run: the model is asked to answer with what it has.
+                if !reply.text.is_empty() {
+                    messages.push(Message::text("assistant", reply.text.clone()));
+                }
+                messages.push(native::final_answer_request(reason.as_str()));
                 continue;
             }
-            let results = calls::run_all(self.tools, &step.mcp, self.limits, writer.as_deref_mut()).await?;
-            let added = calls::turn_messages(&answer, self.mode, &step.mcp, &results);
-            self.record(&added);
+            let runs = calls::run_all(self.tools, &step.mcp, round, self.limits, sink).await?;
+            let added = calls::turn_messages(&reply, mode, &runs);
+            answer.transcript.extend(added.iter().cloned());
             messages.extend(added);
+            answer.tool_runs.extend(runs);
+            tool_rounds += 1;
         }
+        Err(RoundError::Proxy(ProxyError::Internal("the rounds ended without an answer".into())))
     }
 
-    /// Writes the final answer: the last round's content (already streamed,
-    /// or released now), the client's own tool calls, summed usage.
-    async fn finish(
+    /// The last round's reply made into the answer.
+    fn finish(
         &self,
-        last: Answer,
-        first: &Answer,
-        client_calls: Vec<ToolCall>,
-        usage: Usage,
-        stopped: Option<&'static str>,
-        writer: Option<&mut SseWriter>,
-    ) -> Result<Finish, RoundError> {
-        let mut final_message = Message::text("assistant", last.content.clone());
+        mut answer: Answer,
+        last: Reply,
+        client_calls: Vec<crate::openai::chat::ToolCall>,
+        usage: Option<Usage>,
+    ) -> Answer {
+        let mut final_message = Message::text("assistant", last.visible.clone());
         final_message.tool_calls = (!client_calls.is_empty()).then(|| client_calls.clone());
-        self.record(&[final_message]);
-        let note = stopped.map(|reason| json!({"stopped": reason}));
-        let finish_reason = if !client_calls.is_empty() {
+        answer.transcript.push(final_message);
+        answer.finish_reason = if !client_calls.is_empty() {
             "tool_calls".to_string()
         } else {
             match last.finish_reason.as_deref() {
@@ -230,13 +276,9 @@ impl Run<'_> {
                 Some(other) => other.to_string(),
             }
         };
-        if let Some(w) = writer {
-            if let Some(held) = &last.held {
-                w.content(held).await?;
-            }
-            w.finish(&finish_reason, &client_calls, usage, note.as_ref()).await?;
-            return Ok(Finish::Streamed);
-        }
-        Ok(Finish::Completion(calls::final_completion(last, first, client_calls, &finish_reason, usage, note)))
+        answer.client_calls = client_calls;
+        answer.usage = usage;
+        answer.last = last.completion;
+        answer
     }
 }

@@ -39,37 +39,37 @@ fn normalise_schema(schema: &Value) -> Value {
     json!({"type": "object", "properties": {}})
 }
 
+/// What one round's request offers the model.
+#[derive(Debug, Clone, Copy)]
+pub struct Offer<'c> {
+    /// The MCP tools, or `None` when they are off for this request.
+    pub catalog: Option<&'c Catalog>,
+    /// Names the client's own tools use (its definitions win).
+    pub client_names: &'c HashSet<String>,
+    /// The answer after a limit: the same tools (the history holds calls to
+    /// them, and the prompt-cache prefix stays), but no call may be made.
+    pub last: bool,
+}
+
 /// The body of one round.
-pub fn round_body(
-    base: &ChatRequest,
-    messages: &[Message],
-    mode: ToolMode,
-    catalog: Option<&Catalog>,
-    client_names: &HashSet<String>,
-    stream: bool,
-) -> Value {
+pub fn round_body(base: &ChatRequest, messages: &[Message], mode: ToolMode, offer: Offer<'_>, stream: bool) -> Value {
     let mut req = base.clone();
     req.stream = Some(stream);
     if !stream {
         req.stream_options = None;
     }
-    match (mode, catalog) {
+    req.messages = match (mode, offer.catalog) {
         (ToolMode::Native, Some(catalog)) => {
             let mut tools = base.tools.clone().unwrap_or_default();
-            tools.extend(tool_specs(catalog, client_names));
+            tools.extend(tool_specs(catalog, offer.client_names));
             req.tools = (!tools.is_empty()).then_some(tools);
-            req.messages = messages.to_vec();
+            messages.to_vec()
         }
-        (ToolMode::Prompt, Some(catalog)) => {
-            req.messages = with_system_prompt(messages, &system_prompt(catalog, client_names));
-        }
-        (_, None) => {
-            // The final round after a limit: no MCP tools offered at all.
-            req.messages = messages.to_vec();
-            if mode == ToolMode::Native && base.tools.is_none() {
-                req.tool_choice = None;
-            }
-        }
+        (ToolMode::Prompt, Some(catalog)) => with_system_prompt(messages, &system_prompt(catalog, offer.client_names)),
+        (_, None) => messages.to_vec(),
+    };
+    if offer.last && req.tools.is_some() {
+        req.tool_choice = Some(Value::String("none".into()));
     }
     serde_json::to_value(req).unwrap_or_default()
 }
@@ -101,12 +101,11 @@ fn with_system_prompt(messages: &[Message], prompt: &str) -> Vec<Message> {
 }
 
 /// Native mode: the assistant turn with its tool calls, then one `tool`
-/// message per call with its result.
+/// message per call with its result. `content` is always there, `""` when
+/// the model wrote none: Jinja chat templates (llama.cpp, vLLM) read it
+/// unconditionally, and OpenAI takes it.
 pub fn native_turn(content: &str, calls: &[ToolCall], results: &[(String, bool)]) -> Vec<Message> {
     let mut assistant = Message::text("assistant", content);
-    if content.is_empty() {
-        assistant.content = None;
-    }
     assistant.tool_calls = Some(calls.to_vec());
     let mut out = vec![assistant];
     for (call, (text, _)) in calls.iter().zip(results) {

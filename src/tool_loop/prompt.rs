@@ -1,12 +1,13 @@
 //! The "prompt" tool mode's pure logic, for models without function calling: the tool catalog
-//! rendered into the system prompt, a tool call found in the model's reply, the early decision a
-//! stream needs (hold the reply or release it), and the message that carries a result back.
+//! rendered into the system prompt, what counts as a call in the model's reply (found, as the
+//! reply streams or whole, by [`super::scan`]), and the message that carries a result back.
 //! No I/O: the tool loop owns the rounds.
 
-use std::collections::HashMap;
 use std::ops::Range;
 
 use serde_json::{Map, Value};
+
+use super::scan::CallScanner;
 
 /// A tool as the prompt shows it.
 pub struct PromptTool<'a> {
@@ -56,145 +57,30 @@ pub struct DetectedCall {
     pub arguments: Map<String, Value>,
 }
 
-/// Finds the first tool call in a complete reply (see [`locate_tool_call`] for the rules).
-pub fn detect_tool_call(text: &str, is_known: &dyn Fn(&str) -> bool) -> Option<DetectedCall> {
+/// Finds the first tool call in a complete reply (the rules: [`super::scan`]).
+pub fn detect_tool_call(text: &str, is_known: &(dyn Fn(&str) -> bool + Sync)) -> Option<DetectedCall> {
     locate_tool_call(text, is_known).map(|(_, call)| call)
 }
 
-/// Finds the first tool call in a complete reply, with the byte range of its JSON object in `text`
-/// (so a caller can tell the prose around it from the call).
-///
-/// A call is a JSON object, anywhere in the text (bare, in a fence, amid prose), whose `"tool"` is
-/// a known tool name; `"name"` stands in for an absent `"tool"` only when the object has no key
-/// besides `"name"` and `"arguments"`, since ordinary data often has a `"name"`. `"arguments"` is
-/// an object, absent, null, or a string holding an object (or blank). A JSON object that is not a
-/// call is data: the objects nested in it are not looked at. Truncated JSON is no call.
-///
-/// The work is bounded (a budget of bytes scanned and parsed, and of parse attempts), so adversarial
-/// text such as 100k `{` costs linear time; past the budget the answer is `None`.
-pub fn locate_tool_call(text: &str, is_known: &dyn Fn(&str) -> bool) -> Option<(Range<usize>, DetectedCall)> {
-    Detector::new(text).run(is_known)
+/// Finds the first tool call in a complete reply, with the byte range of its JSON object in `text`.
+pub fn locate_tool_call(text: &str, is_known: &(dyn Fn(&str) -> bool + Sync)) -> Option<(Range<usize>, DetectedCall)> {
+    CallScanner::scan_whole(text, is_known).1.map(|found| (found.span, found.call))
 }
 
-/// Bytes scanned or parsed per byte of the reply, plus a floor so short replies never hit it.
-const WORK_PER_BYTE: usize = 4;
-const WORK_FLOOR: usize = 1 << 20;
-/// Parse attempts: enough for a reply full of code blocks, bounded for one full of `{"`.
-const MAX_PARSES: usize = 1024;
-
-/// What a balanced `{…}` turned out to be.
-enum Candidate {
-    Call(DetectedCall),
-    /// Valid JSON that is not a call: skipped whole.
-    Data,
-    /// Not JSON (prose or code braces): the braces inside it are still candidates.
-    NotJson,
-}
-
-struct Detector<'t> {
-    text: &'t str,
-    /// For each `{` already scanned outside a string: where its object closes, or `None` if it never
-    /// does. A scan from an enclosing `{` sees exactly what a scan from it would, so each byte is
-    /// scanned once in the common case instead of once per enclosing brace.
-    closes: HashMap<usize, Option<usize>>,
-    work_left: usize,
-    parses_left: usize,
-}
-
-impl<'t> Detector<'t> {
-    fn new(text: &'t str) -> Self {
-        let work_left = text.len().saturating_mul(WORK_PER_BYTE).saturating_add(WORK_FLOOR);
-        Detector { text, closes: HashMap::new(), work_left, parses_left: MAX_PARSES }
-    }
-
-    /// Tries every `{` in order; `None` when none starts a call or the budget runs out.
-    fn run(mut self, is_known: &dyn Fn(&str) -> bool) -> Option<(Range<usize>, DetectedCall)> {
-        let bytes = self.text.as_bytes();
-        let mut pos = 0;
-        while let Some(offset) = bytes.get(pos..)?.iter().position(|&b| b == b'{') {
-            let start = pos + offset;
-            pos = start + 1;
-            let close = match self.closes.get(&start) {
-                Some(close) => *close,
-                None => self.scan(start)?,
-            };
-            let Some(end) = close else { continue };
-            match self.judge(start..end + 1, is_known)? {
-                Candidate::Call(call) => return Some((start..end + 1, call)),
-                Candidate::Data => pos = end + 1,
-                Candidate::NotJson => {}
-            }
-        }
-        None
-    }
-
-    /// Finds where the object opened at `start` closes, honouring JSON strings and escapes, and
-    /// records the same for every `{` met outside a string on the way. `None` when out of budget.
-    fn scan(&mut self, start: usize) -> Option<Option<usize>> {
-        let mut open: Vec<usize> = Vec::new();
-        let (mut in_string, mut escaped) = (false, false);
-        for (i, &b) in self.text.as_bytes().iter().enumerate().skip(start) {
-            self.work_left = self.work_left.checked_sub(1)?;
-            if in_string {
-                if escaped {
-                    escaped = false;
-                } else if b == b'\\' {
-                    escaped = true;
-                } else if b == b'"' {
-                    in_string = false;
-                }
-                continue;
-            }
-            match b {
-                b'"' => in_string = true,
-                b'{' => open.push(i),
-                b'}' => {
-                    if let Some(opened) = open.pop() {
-                        self.closes.insert(opened, Some(i));
-                    }
-                    if open.is_empty() {
-                        return Some(Some(i));
-                    }
-                }
-                _ => {}
-            }
-        }
-        for opened in open {
-            self.closes.insert(opened, None);
-        }
-        Some(None)
-    }
-
-    /// Parses one balanced span. `None` when out of budget.
-    fn judge(&mut self, span: Range<usize>, is_known: &dyn Fn(&str) -> bool) -> Option<Candidate> {
-        let candidate = self.text.get(span)?;
-        // A JSON object's `{` is followed by a key or `}`; this spares a parse for prose and code.
-        let after_brace = candidate.get(1..)?.trim_start();
-        if !(after_brace.starts_with('"') || after_brace.starts_with('}')) {
-            return Some(Candidate::NotJson);
-        }
-        self.parses_left = self.parses_left.checked_sub(1)?;
-        self.work_left = self.work_left.checked_sub(candidate.len())?;
-        Some(match serde_json::from_str::<Value>(candidate) {
-            Ok(value) => as_call(value, is_known).map_or(Candidate::Data, Candidate::Call),
-            Err(_) => Candidate::NotJson,
-        })
-    }
-}
-
-/// The call a parsed JSON value stands for, if it is one.
-fn as_call(value: Value, is_known: &dyn Fn(&str) -> bool) -> Option<DetectedCall> {
+/// The call a parsed JSON value stands for, if it is one: `accept` is given
+/// the name and whether it came under a `"tool"` key.
+pub(super) fn as_call(value: Value, accept: &dyn Fn(&str, bool) -> bool) -> Option<DetectedCall> {
     let Value::Object(mut object) = value else { return None };
-    let name = match object.get("tool") {
-        Some(tool) => tool.as_str()?,
+    let (name, tool_key) = match object.get("tool") {
+        Some(tool) => (tool.as_str()?, true),
         None => {
             if object.keys().any(|key| key != "name" && key != "arguments") {
                 return None;
             }
-            object.get("name")?.as_str()?
+            (object.get("name")?.as_str()?, false)
         }
     };
-    if !is_known(name) {
+    if !accept(name, tool_key) {
         return None;
     }
     let name = name.to_owned();
@@ -213,30 +99,6 @@ fn arguments_of(arguments: Option<Value>) -> Option<Map<String, Value>> {
             _ => None,
         },
         Some(_) => None,
-    }
-}
-
-/// For streaming: what the reply's text so far says about whether it may be a tool call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Opening {
-    /// Only blanks, or the start of a fence (`` ` `` or ``` `` ```): hold the text and wait.
-    Undecided,
-    /// Starts with `{` or a ``` fence: hold the reply until it is complete, then detect.
-    MaybeTool,
-    /// Anything else: stream it to the client at once.
-    Prose,
-}
-
-const FENCE: &str = "```";
-
-pub fn classify_opening(text_so_far: &str) -> Opening {
-    let text = text_so_far.trim_start();
-    if text.is_empty() || (text.len() < FENCE.len() && FENCE.starts_with(text)) {
-        Opening::Undecided
-    } else if text.starts_with('{') || text.starts_with(FENCE) {
-        Opening::MaybeTool
-    } else {
-        Opening::Prose
     }
 }
 
@@ -293,7 +155,8 @@ mod tests {
             ("arguments as a blank string", r#"{"tool":"echo","arguments":" "}"#, no_args),
             ("arguments a number", r#"{"tool":"echo","arguments":5}"#, None),
             ("arguments a string of non-object", r#"{"tool":"echo","arguments":"[1]"}"#, None),
-            ("unknown tool", r#"{"tool": "rm_rf", "arguments": {}}"#, None),
+            ("an unknown tool opening the reply", r#"{"tool": "rm_rf", "arguments": {}}"#, call("rm_rf", json!({}))),
+            ("an unknown tool after prose", r#"Try {"tool": "rm_rf", "arguments": {}}"#, None),
             ("tool not a string", r#"{"tool": 7, "arguments": {}}"#, None),
             ("data the user asked for", r#"{"name": "Alice", "age": 30}"#, None),
             ("data whose name is a tool", r#"{"name": "echo", "age": 30}"#, None),
@@ -329,41 +192,6 @@ mod tests {
         let text = "Checking. {\"tool\":\"echo\"} done";
         let (span, _) = locate_tool_call(text, &known).unwrap_or_else(|| panic!("no call in {text}"));
         assert_eq!(&text[span], "{\"tool\":\"echo\"}");
-    }
-
-    #[test]
-    fn pathological_inputs_end_without_a_call() {
-        for (what, text, expected) in [
-            ("open braces", "{".repeat(200_000), None),
-            ("open keys", "{\"a\":".repeat(40_000), None),
-            ("braces in and out of strings", "{\"{\"".repeat(50_000), None),
-            ("close braces", "}".repeat(200_000), None),
-            ("open braces then a call", "{".repeat(200_000) + ECHO_HI, call("echo", json!({"text": "hi"}))),
-            ("open keys then a call", "{\"a\":".repeat(40_000) + ECHO_HI, call("echo", json!({"text": "hi"}))),
-        ] {
-            assert_eq!(detect(&text), expected, "case {what:?}");
-        }
-    }
-
-    #[test]
-    fn classify_opening_table() {
-        use Opening::*;
-        for (text, expected) in [
-            ("", Undecided),
-            ("  \n\t\r\n", Undecided),
-            ("`", Undecided),
-            ("\n ``", Undecided),
-            ("```", MaybeTool),
-            ("```json", MaybeTool),
-            (" {", MaybeTool),
-            ("\n\n{\"tool\"", MaybeTool),
-            ("Hello", Prose),
-            ("The {", Prose),
-            ("`x", Prose),
-            ("``x", Prose),
-        ] {
-            assert_eq!(classify_opening(text), expected, "text {text:?}");
-        }
     }
 
     #[test]
@@ -407,13 +235,11 @@ mod tests {
         #[test]
         fn never_panics_on_any_text(text in any::<String>()) {
             let _ = detect(&text);
-            let _ = classify_opening(&text);
         }
 
         #[test]
         fn never_panics_on_brace_heavy_text(text in r#"[{}\[\]":,\\ aé\n`]{0,300}"#) {
             let _ = detect(&text);
-            let _ = classify_opening(&text);
         }
 
         #[test]

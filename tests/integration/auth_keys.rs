@@ -147,3 +147,47 @@ async fn chat_sessions_belong_to_their_key() {
     let (status, _) = send(client().get(format!("{}/chat/{id}", proxy.url)).bearer_auth("key-one-0005")).await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restricted_key_calling_an_unknown_tool_learns_only_the_tools_it_may_use() {
+    let file = keys_file("[[key]]\nname = \"limited\"\nkey = \"limited-key-0007\"\ntools = [\"test__echo\"]\n");
+    let mock = MockUpstream::start().await;
+    let proxy = start_proxy_with_tools(&mock.base_url(), "echo,add,pid", &[("AUTH_KEYS_FILE", file.as_str())]);
+    mock.push(Reply::tool_calls(&[("u", "launch_rockets", json!({}))]));
+    mock.push(Reply::chat("cannot"));
+    let body = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]});
+    let (status, _) = send(
+        client().post(format!("{}/chat/completions", proxy.base_url())).bearer_auth("limited-key-0007").json(&body),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let second = mock.requests()[1].json();
+    let result = second["messages"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["role"] == "tool"))
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    assert!(result.contains("unknown tool") && result.contains("echo"), "{result}");
+    assert!(!result.contains("add") && !result.contains("pid"), "tools the key may not use were named: {result}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_auth_scheme_is_case_insensitive() {
+    let mock = MockUpstream::start().await;
+    let proxy = start_proxy(&mock.base_url(), &[("AUTH_KEYS", "client-key-0008")]);
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        mock.push(Reply::json(200, json!({"object": "list", "data": []})));
+        let (status, v) = send(
+            client()
+                .get(format!("{}/models", proxy.base_url()))
+                .header("authorization", format!("{scheme} client-key-0008")),
+        )
+        .await;
+        assert_eq!(status, 200, "{scheme}: {v}");
+    }
+    let (status, _) =
+        send(client().get(format!("{}/models", proxy.base_url())).header("authorization", "Basic client-key-0008"))
+            .await;
+    assert_eq!(status, 401, "another scheme is no key");
+}

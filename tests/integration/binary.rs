@@ -80,6 +80,46 @@ async fn sigterm_lets_an_in_flight_stream_finish_then_exits() {
     assert!(std::net::TcpStream::connect(("127.0.0.1", proxy.port)).is_err(), "no longer listening");
 }
 
+/// A process manager's SIGHUP (log rotation, "reload") must not kill the
+/// proxy: until configuration reload exists it is ignored, with a log line.
+#[tokio::test]
+async fn sighup_is_ignored_with_a_log_line_and_streams_continue() {
+    let mock = MockUpstream::start().await;
+    let mut proxy = start_binary(&mock.base_url(), &[]);
+    let pieces: Vec<String> = (0..6).map(|i| format!("w{i} ")).collect();
+    let refs: Vec<&str> = pieces.iter().map(String::as_str).collect();
+    mock.push(Reply::chat_stream(&refs, Duration::from_millis(100)));
+    let resp = client()
+        .post(format!("http://127.0.0.1:{}/v1/chat/completions", proxy.port))
+        .json(&json!({"model": "m", "stream": true, "messages": []}))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut body = resp.bytes_stream();
+    let mut text = String::new();
+    if let Some(Ok(first)) = body.next().await {
+        text.push_str(&String::from_utf8_lossy(&first));
+    }
+    let pid = proxy.child.id() as libc::pid_t;
+    // SAFETY: sending a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
+    while let Some(piece) = body.next().await {
+        text.push_str(&String::from_utf8_lossy(&piece.unwrap_or_else(|e| panic!("stream cut by SIGHUP: {e}"))));
+    }
+    assert!(text.contains("w5") && text.trim_end().ends_with("data: [DONE]"), "{text}");
+    assert_eq!(proxy.child.try_wait().ok().flatten(), None, "SIGHUP ended the proxy");
+    mock.push(Reply::chat("still here"));
+    let r = client()
+        .post(format!("http://127.0.0.1:{}/v1/chat/completions", proxy.port))
+        .json(&json!({"model": "m", "messages": []}))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status(), 200);
+    let log = std::fs::read_to_string(&proxy.log).unwrap_or_default();
+    assert!(log.contains("SIGHUP"), "no log line says the signal was ignored: {log}");
+}
+
 #[tokio::test]
 async fn the_upstream_key_never_appears_in_logs_or_responses() {
     let mock = MockUpstream::start().await;

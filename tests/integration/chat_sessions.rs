@@ -212,3 +212,69 @@ async fn streaming_chat_ends_with_the_session_id() {
         h["messages"].as_array().map(|m| m.iter().filter_map(|x| x["role"].as_str()).collect()).unwrap_or_default();
     assert_eq!(roles, ["user", "assistant", "tool", "assistant"], "{h}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_checks_the_mcp_headers_as_the_openai_routes_do() {
+    let mock = MockUpstream::start().await;
+    let proxy = start_proxy_with_tools(&mock.base_url(), "echo", &[]);
+    for (name, value) in [("x-mcp-tool-mode", "nativ"), ("x-mcp-tools", "maybe")] {
+        let r = client()
+            .post(format!("{}/chat", proxy.url))
+            .header(name, value)
+            .json(&json!({"message": "hi"}))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.status(), 400, "{name}: {value}");
+        let v: Value = r.json().await.unwrap_or_default();
+        assert_eq!(v["error"]["param"], name, "{v}");
+    }
+    assert!(mock.requests().is_empty(), "nothing reached the upstream");
+    // Values are case-insensitive, as on /v1.
+    for (name, value, tools_sent) in [("x-mcp-tools", "OFF", false), ("x-mcp-tool-mode", "Prompt", false)] {
+        mock.push(Reply::chat("ok"));
+        let r = client()
+            .post(format!("{}/chat", proxy.url))
+            .header(name, value)
+            .json(&json!({"message": "hi"}))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.status(), 200, "{name}: {value}");
+        let sent = mock.requests().pop().map(|r| r.json()).unwrap_or_default();
+        assert_eq!(sent.get("tools").is_some(), tools_sent, "{name}: {value}: {sent}");
+        let system = sent["messages"][0]["content"].as_str().unwrap_or("").to_string();
+        assert_eq!(system.contains("## echo"), value == "Prompt", "{name}: {value}: {system}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_answer_is_marked_so_clients_can_say_so() {
+    let mock = MockUpstream::start().await;
+    let proxy = start_proxy(&mock.base_url(), &[]);
+    mock.push(Reply::chat(""));
+    let (status, v) = post(&proxy, json!({"message": "hi"})).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["response"], "");
+    assert_eq!(v["empty"], true, "{v}");
+
+    mock.push(Reply::chat_stream(&[""], Duration::ZERO));
+    let r = client()
+        .post(format!("{}/chat", proxy.url))
+        .json(&json!({"message": "hi", "stream": true}))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let text = r.text().await.unwrap_or_default();
+    let session = text
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .find(|v| v["object"] == "chat.session")
+        .unwrap_or_else(|| panic!("no chat.session event: {text}"));
+    assert_eq!(session["empty"], true, "{session}");
+
+    mock.push(Reply::chat("Something."));
+    let (_, v) = post(&proxy, json!({"message": "hi"})).await;
+    assert!(v.get("empty").is_none_or(|e| e == false), "{v}");
+}

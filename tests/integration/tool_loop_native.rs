@@ -117,13 +117,16 @@ async fn the_round_limit_asks_for_a_final_answer_and_says_so() {
     let proxy = start_proxy_with_tools(&mock.base_url(), TOOLS, &[("TOOL_MAX_ROUNDS", "2")]);
     mock.push(Reply::tool_calls(&[("1", "echo", json!({"text": "one"}))]));
     mock.push(Reply::tool_calls(&[("2", "echo", json!({"text": "two"}))]));
+    mock.push(Reply::tool_calls(&[("3", "echo", json!({"text": "three"}))]));
     mock.push(Reply::chat("Stopping here."));
     let (_, out) = chat(&proxy, ask("loop")).await;
     assert_eq!(out["choices"][0]["message"]["content"], "Stopping here.");
     assert_eq!(out["mcp_proxy"]["stopped"], "round_limit");
-    let last = mock.requests()[2].json();
-    assert!(last.get("tools").is_none(), "the final round offers no tools: {last}");
-    assert_eq!(tool_messages(&last).len(), 1, "the second round's calls were not run");
+    assert_eq!(mock.requests().len(), 4, "two tool rounds, the third's calls refused, then the answer");
+    let last = mock.requests()[3].json();
+    assert_eq!(last["tool_choice"], "none", "the final round may call nothing: {last}");
+    let results: Vec<Value> = tool_messages(&last).into_iter().map(|m| m["content"].clone()).collect();
+    assert_eq!(results, [json!("one"), json!("two")], "the third round's call was not run");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -180,7 +180,7 @@ async fn a_retried_round_does_not_run_the_previous_rounds_tools_again() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn retry_after_is_waited_for_but_never_past_the_cap() {
+async fn retry_after_is_waited_for_up_to_the_cap_and_a_longer_one_is_passed_on_at_once() {
     for path in BOTH {
         let mock = MockUpstream::start().await;
         let proxy = start(path, &mock, &[("UPSTREAM_RETRY_MAX_DELAY_SECONDS", "2")]);
@@ -191,15 +191,55 @@ async fn retry_after_is_waited_for_but_never_past_the_cap() {
         assert_eq!(post(&proxy, false).await.status(), 200, "{path:?}");
         let waited = started.elapsed();
         assert!(waited >= Duration::from_millis(950) && waited < Duration::from_secs(10), "{path:?}: {waited:?}");
+        assert_eq!(mock.requests().len(), 2, "{path:?}");
 
-        // An hour is asked for; the cap of 2 s is what the proxy waits.
+        // An hour is asked for, more than the cap of 2 s: retrying early would
+        // only be refused again, so the client gets the answer and its header now.
         mock.push(Reply::error(503, "maintenance", "server_error").header("retry-after", "3600"));
-        mock.push(Reply::chat("ok"));
+        mock.push(Reply::chat("never asked for"));
         let started = Instant::now();
-        assert_eq!(post(&proxy, false).await.status(), 200, "{path:?}");
+        let resp = post(&proxy, false).await;
         let waited = started.elapsed();
-        assert!(waited >= Duration::from_millis(1900) && waited < Duration::from_secs(15), "{path:?}: {waited:?}");
-        assert_eq!(mock.requests().len(), 4, "{path:?}");
+        assert_eq!(resp.status(), 503, "{path:?}");
+        assert_eq!(resp.headers().get("retry-after").map(|v| v.as_bytes()), Some(&b"3600"[..]), "{path:?}");
+        assert!(waited < Duration::from_millis(900), "{path:?}: waited {waited:?} before passing it on");
+        assert_eq!(mock.requests().len(), 3, "{path:?}: not retried");
+        mock.clear();
+    }
+}
+
+/// A transparent request that may have done something upstream (a file
+/// upload, a batch) is not repeated on an answer that does not say "nothing
+/// was done" (502, 504); inference requests and idempotent methods are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_that_creates_something_is_retried_only_when_the_upstream_did_nothing() {
+    let mock = MockUpstream::start().await;
+    let proxy = start(Path::Transparent, &mock, &[]);
+    let send = |method: reqwest::Method, path: &str| {
+        client()
+            .request(method, format!("{}/{path}", proxy.base_url()))
+            .json(&json!({"input_file_id": "file-1"}))
+            .send()
+    };
+    let cases = [
+        (reqwest::Method::POST, "batches", 502, 1),
+        (reqwest::Method::POST, "files", 504, 1),
+        (reqwest::Method::POST, "fine_tuning/jobs", 502, 1),
+        (reqwest::Method::POST, "batches", 503, 2),
+        (reqwest::Method::POST, "batches", 429, 2),
+        (reqwest::Method::POST, "embeddings", 502, 2),
+        (reqwest::Method::GET, "batches/b1", 502, 2),
+        (reqwest::Method::DELETE, "files/f1", 504, 2),
+    ];
+    for (method, path, status, tries) in cases {
+        let before = mock.requests().len();
+        mock.push(Reply::error(status, "upstream trouble", "server_error"));
+        mock.push(Reply::json(200, json!({"ok": true})));
+        let resp = send(method.clone(), path).await.unwrap_or_else(|e| panic!("{e}"));
+        let expected = if tries == 1 { status } else { 200 };
+        assert_eq!(resp.status().as_u16(), expected, "{method} {path} after {status}");
+        assert_eq!(mock.requests().len() - before, tries, "{method} {path} after {status}");
+        mock.clear();
     }
 }
 

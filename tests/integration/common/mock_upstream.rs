@@ -207,6 +207,36 @@ impl Reply {
     }
 }
 
+impl Reply {
+    /// One model turn, streamed or not, for tests that run the same script
+    /// both ways: `content` (may be empty), then `calls` (native tool calls),
+    /// with usage. Streamed, the content comes in pieces of 3 characters, so
+    /// anything the proxy holds back is held across chunk boundaries.
+    pub fn turn(stream: bool, content: &str, calls: &[(&str, &str, Value)]) -> Self {
+        let finish = if calls.is_empty() { "stop" } else { "tool_calls" };
+        if !stream {
+            let mut body = if calls.is_empty() { completion(content) } else { tool_calls_completion(calls) };
+            body["choices"][0]["message"]["content"] = if content.is_empty() { Value::Null } else { json!(content) };
+            return Self::json(200, body);
+        }
+        let mut r = Self::sse().event(chunk(json!({"role": "assistant", "content": ""}), None));
+        let chars: Vec<char> = content.chars().collect();
+        for piece in chars.chunks(3) {
+            r = r.event(chunk(json!({"content": piece.iter().collect::<String>()}), None));
+        }
+        for (i, (id, name, args)) in calls.iter().enumerate() {
+            let text = args.to_string();
+            let mid = text.len() / 2;
+            r = r.event(chunk(
+                json!({"tool_calls": [{"index": i, "id": id, "type": "function", "function": {"name": name, "arguments": &text[..mid]}}]}),
+                None,
+            ));
+            r = r.event(chunk(json!({"tool_calls": [{"index": i, "function": {"arguments": &text[mid..]}}]}), None));
+        }
+        r.event(chunk(json!({}), Some(finish))).done()
+    }
+}
+
 /// A chat completion object with `content`.
 pub fn completion(content: &str) -> Value {
     json!({
