@@ -162,7 +162,8 @@ struct Client {
 #[derive(Debug, PartialEq)]
 enum Event {
     Delta(String),
-    Session(String),
+    /// The session id, and whether the proxy marked the answer empty.
+    Session(String, bool),
     Error(String),
     Done,
     Other,
@@ -179,7 +180,7 @@ fn read_event(data: &str) -> Event {
     }
     if v["object"] == "chat.session" {
         if let Some(id) = v["session_id"].as_str() {
-            return Event::Session(id.to_string());
+            return Event::Session(id.to_string(), v["empty"] == true);
         }
     }
     match v.pointer("/choices/0/delta/content").and_then(Value::as_str) {
@@ -369,6 +370,7 @@ impl Client {
     async fn stream(&mut self, resp: reqwest::Response, out: &mut impl Write) -> Result<(), TurnError> {
         let mut decoder = SseDecoder::new(MAX_EVENT_BYTES);
         let mut chunks = resp.bytes_stream();
+        let (mut said, mut empty) = (String::new(), false);
         while let Some(chunk) = chunks.next().await {
             let chunk = chunk.map_err(|e| self.send_error(e))?;
             for event in decoder.feed(&chunk).map_err(|e| TurnError::Cut(e.to_string()))? {
@@ -376,10 +378,21 @@ impl Client {
                     Event::Delta(text) => {
                         out.write_all(text.as_bytes())?;
                         out.flush()?;
+                        said.push_str(&text);
                     }
-                    Event::Session(id) => self.session = Some(id),
+                    Event::Session(id, marked_empty) => {
+                        self.session = Some(id);
+                        empty = marked_empty;
+                    }
                     Event::Error(message) => return Err(TurnError::InStream(message)),
-                    Event::Done => return Ok(()),
+                    Event::Done => {
+                        if empty || said.trim().is_empty() {
+                            // As the original service did: say so, rather than print nothing.
+                            let notice = "(the model gave an empty answer; try rephrasing your message)";
+                            write!(out, "{}", self.style.paint("2", notice))?;
+                        }
+                        return Ok(());
+                    }
                     Event::Other => {}
                 }
             }
@@ -398,7 +411,9 @@ mod tests {
         assert_eq!(read_event(delta), Event::Delta("Hel".into()));
         assert_eq!(read_event(r#"{"choices":[{"delta":{"role":"assistant","content":""}}]}"#), Event::Other);
         let session = r#"{"object":"chat.session","session_id":"abc"}"#;
-        assert_eq!(read_event(session), Event::Session("abc".into()));
+        assert_eq!(read_event(session), Event::Session("abc".into(), false));
+        let empty = r#"{"object":"chat.session","session_id":"abc","empty":true}"#;
+        assert_eq!(read_event(empty), Event::Session("abc".into(), true));
         assert_eq!(read_event(r#"{"error":{"message":"upstream died"}}"#), Event::Error("upstream died".into()));
         assert_eq!(read_event(r#"{"error":"bare"}"#), Event::Error("\"bare\"".into()));
         assert_eq!(read_event("[DONE]"), Event::Done);

@@ -85,12 +85,16 @@ impl SqliteStore {
     }
 }
 
+/// The whole history in two queries, each row placed in one step (a lookup
+/// per message, not a scan of the turns).
 fn read_history(tx: &rusqlite::Transaction<'_>, id: &str, created: i64, updated: i64) -> rusqlite::Result<History> {
     let mut turns: Vec<Turn> = Vec::new();
+    let mut index: HashMap<u64, usize> = HashMap::new();
     let mut stmt = tx.prepare("SELECT number, complete FROM turns WHERE session = ?1 ORDER BY number")?;
     let rows = stmt.query_map(params![id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
     for row in rows {
         let (number, complete) = row?;
+        index.insert(number.unsigned_abs(), turns.len());
         turns.push(Turn { number: number.unsigned_abs(), complete: complete != 0, messages: Vec::new() });
     }
     let mut stmt = tx.prepare("SELECT turn, body FROM messages WHERE session = ?1 ORDER BY turn, seq")?;
@@ -98,7 +102,7 @@ fn read_history(tx: &rusqlite::Transaction<'_>, id: &str, created: i64, updated:
     for row in rows {
         let (turn, body) = row?;
         let Ok(message) = serde_json::from_str::<Message>(&body) else { continue };
-        if let Some(t) = turns.iter_mut().find(|t| t.number == turn.unsigned_abs()) {
+        if let Some(t) = index.get(&turn.unsigned_abs()).and_then(|&i| turns.get_mut(i)) {
             t.messages.push(message);
         }
     }

@@ -153,6 +153,25 @@ async fn end_of_input_without_quit_exits_zero() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_answer_asks_the_user_to_rephrase() {
+    let mock = MockUpstream::start().await;
+    let proxy = start_proxy(&mock.base_url(), &[]);
+    mock.push(Reply::chat_stream(&[""], GAP));
+    mock.push(Reply::chat_stream(&["Now", " I can."], GAP));
+    let run = chat(&proxy.url, &[], "Hm?
+Again?
+").await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("You: Hm?\nAssistant: (the model gave an empty answer; try rephrasing your message)\n"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("Assistant: Now I can.\n"), "{}", run.stdout);
+    assert_eq!(run.stdout.matches("empty answer").count(), 1, "{}", run.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_session_is_reported_before_anything_is_sent() {
     let mock = MockUpstream::start().await;
     let proxy = start_proxy(&mock.base_url(), &[]);
