@@ -5,18 +5,20 @@
 //!
 //! | module | owns |
 //! | --- | --- |
-//! | [`settings`] | every knob: `.env`, the environment, `conf/`; validation with errors that name the setting |
-//! | [`auth`] | client keys and their tool allow-lists |
+//! | [`settings`] | every knob: `.env`, the environment, `conf/`, `servers_config.json`, the keys file; validation with errors that name the setting. Imports nothing else of the crate: the parts depend on it |
+//! | [`auth`] | which client key a request presents, and the tools as one key may see and call them |
 //! | [`error`] | the proxy's error enum, its HTTP status, the OpenAI error body and SSE error event |
-//! | [`openai`] | OpenAI wire types (unknown fields kept) |
-//! | [`gate`] | pingora `ProxyHttp`: routing, CORS, request ids, access log, transparent proxying |
+//! | [`openai`] | OpenAI wire types (unknown fields kept), streamed tool-call assembly |
+//! | [`gate`] | pingora `ProxyHttp`: routing, auth, CORS, limits, request ids, access log, transparent proxying; runs the tool loop for a connection |
 //! | [`front`] | the client connection under the gate: request-head deadline, keep-alive idle timeout |
-//! | [`server`] | the pingora server around the gate: listen, run, graceful shutdown |
+//! | [`server`] | the pingora server around the gate: listen, run, signals, graceful shutdown |
 //! | [`sse`] | incremental server-sent-events decoder, bounded |
 //! | [`mcp`] | the MCP hub: clients of every configured server, the tool catalog, calls |
 //! | [`upstream`] | calling the LLM for the tool loop: the `ChatUpstream` seam, reqwest client |
 //! | [`retry`] | when a failed upstream call is repeated and the wait before it (both paths) |
-//! | [`tool_loop`] | rounds of upstream call → tool calls → results, both tool modes, streaming or not |
+//! | [`tool_loop`] | the core: rounds of upstream call → tool calls → results, both tool modes; typed events and outcome, no wire format |
+//! | [`surfaces`] | one codec per client API: the loop's events and answer in that API's wire format |
+//! | [`sessions`] | `/chat` conversation history: the `SessionStore` seam, SQLite and Redis |
 //! | [`chat_client`] | the `chat` subcommand: an interactive client of `/chat` that streams answers and keeps the session |
 //!
 //! The gate is a component: [`gate::Gate::new`] builds it from [`settings::Settings`]
