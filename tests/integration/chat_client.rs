@@ -158,9 +158,14 @@ async fn an_empty_answer_asks_the_user_to_rephrase() {
     let proxy = start_proxy(&mock.base_url(), &[]);
     mock.push(Reply::chat_stream(&[""], GAP));
     mock.push(Reply::chat_stream(&["Now", " I can."], GAP));
-    let run = chat(&proxy.url, &[], "Hm?
+    let run = chat(
+        &proxy.url,
+        &[],
+        "Hm?
 Again?
-").await;
+",
+    )
+    .await;
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     assert!(
         run.stdout.contains("You: Hm?\nAssistant: (the model gave an empty answer; try rephrasing your message)\n"),

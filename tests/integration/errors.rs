@@ -155,7 +155,9 @@ async fn an_error_answer_says_whether_the_connection_stays_open() {
         } else {
             send(&mut s, request).await;
             let second = read_response(&mut s).await;
-            assert!(second.status > 0, "{what}: said keep-alive, then lost the next request");
+            assert_eq!(second.status, 200, "{what}: said keep-alive, then lost the next request: {second:?}");
+            let body: Value = serde_json::from_slice(&second.body).unwrap_or_default();
+            assert_eq!(body["choices"][0]["message"]["content"], "second", "{what}: {second:?}");
         }
         mock.clear();
     }

@@ -50,10 +50,12 @@ async fn check_echo(servers: serde_json::Value) {
     let echo = catalog.tools().iter().find(|t| t.original == "echo").unwrap_or_else(|| panic!("no echo tool"));
     let out = hub.call(&echo.name, json!({"message": "hi from the hub"})).await;
     assert!(!out.is_error && out.text.contains("hi from the hub"), "{out:?}");
-    if let Some(sum) = catalog.tools().iter().find(|t| t.original == "get-sum") {
-        let out = hub.call(&sum.name, json!({"a": 2, "b": 40})).await;
-        assert!(out.text.contains("42"), "{out:?}");
-    }
+    // A tool with typed arguments, whose answer the server computes.
+    let sum = catalog.tools().iter().find(|t| t.original == "get-sum").unwrap_or_else(|| panic!("no get-sum tool"));
+    let out = hub.call(&sum.name, json!({"a": 2, "b": 40})).await;
+    assert!(!out.is_error && out.text.contains("42"), "{out:?}");
+    let wrong = hub.call(&sum.name, json!({"a": "two"})).await;
+    assert!(wrong.is_error, "arguments against the schema are the server's error, for the model: {wrong:?}");
     hub.shutdown().await;
 }
 

@@ -44,7 +44,8 @@ async fn legacy_sse_calls() {
 
 /// Kill the server, start a new one on the same port, and call again: the
 /// hub reconnects (for streamable HTTP the old session id now gets 404, so it
-/// re-initialises) and the call succeeds.
+/// re-initialises) and the very first call after the restart succeeds: it
+/// waits for the reconnection (or is replayed after it) instead of failing.
 async fn survives_a_server_restart(mode: &str, kind: &str) {
     let first = start_remote(mode, 0, &[]);
     let port = first.port;
@@ -53,10 +54,18 @@ async fn survives_a_server_restart(mode: &str, kind: &str) {
     drop(first);
     let _second = start_remote(mode, port, &[]);
     let out = hub.call("echo", json!({"text": "after"})).await;
-    let ok =
-        out.text == "after" || eventually(Duration::from_secs(10), || hub.status()[0].state == Phase::Connected).await;
-    assert!(ok, "{out:?} {:?}", hub.status());
-    assert_eq!(hub.call("echo", json!({"text": "after"})).await.text, "after");
+    assert_eq!(
+        (out.text.as_str(), out.is_error),
+        ("after", false),
+        "the first call after the restart: {:?}",
+        hub.status()
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || hub.status()[0].state == Phase::Connected).await,
+        "{:?}",
+        hub.status()
+    );
+    assert_eq!(hub.call("echo", json!({"text": "again"})).await.text, "again");
     assert!(hub.catalog().get("echo").is_some(), "tools stayed listed across the restart");
     hub.shutdown().await;
 }

@@ -131,18 +131,27 @@ async fn tools_list_changed_refreshes_the_catalog() {
     hub.shutdown().await;
 }
 
+/// A process id a tool reports; a test of processes gone means nothing without a real one.
+async fn pid(hub: &mcp_chat_proxy::mcp::Hub, tool: &str) -> u32 {
+    let out = hub.call(tool, json!({})).await;
+    match out.text.parse::<u32>() {
+        Ok(pid) if pid > 1 => pid,
+        _ => panic!("{tool} gave no process id: {out:?}"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_and_restart_leave_no_process_behind() {
     let hub = hub(json!({"t": stdio_entry(&[])}), quick_settings()).await;
-    let server_pid: u32 = hub.call("pid", json!({})).await.text.parse().unwrap_or(0);
-    let grandchild: u32 = hub.call("spawn_child", json!({})).await.text.parse().unwrap_or(0);
+    let server_pid = pid(&hub, "pid").await;
+    let grandchild = pid(&hub, "spawn_child").await;
     assert!(alive(server_pid) && alive(grandchild));
 
     // A crash takes the grandchild down with it (the whole group is killed).
     hub.call("crash", json!({})).await;
     assert!(
-        eventually(Duration::from_secs(5), || !alive(grandchild)).await,
-        "grandchild {grandchild} outlived a crash"
+        eventually(Duration::from_secs(5), || !alive(grandchild) && !alive(server_pid)).await,
+        "server {server_pid} or grandchild {grandchild} outlived a crash"
     );
     assert!(
         eventually(Duration::from_secs(10), || {
@@ -152,8 +161,11 @@ async fn shutdown_and_restart_leave_no_process_behind() {
         .await
     );
 
-    let server_pid: u32 = hub.call("pid", json!({})).await.text.parse().unwrap_or(0);
-    let grandchild: u32 = hub.call("spawn_child", json!({})).await.text.parse().unwrap_or(0);
+    let restarted_pid = pid(&hub, "pid").await;
+    let grandchild = pid(&hub, "spawn_child").await;
+    assert_ne!(restarted_pid, server_pid, "a new process after the crash");
+    assert!(alive(restarted_pid) && alive(grandchild));
+    let server_pid = restarted_pid;
     hub.shutdown().await;
     assert!(eventually(Duration::from_secs(5), || !alive(server_pid) && !alive(grandchild)).await);
 }

@@ -82,7 +82,9 @@ async fn a_stream_cut_by_the_upstream_makes_the_sdk_raise() {
             .drop_connection(),
     );
     let out = sdk(&proxy.base_url(), "stream_error").await;
-    assert!(out["raised"].is_string(), "the SDK accepted a truncated stream: {out}");
+    // The transparent path cuts the connection (no final chunk): the SDK's connection error.
+    assert_eq!(out["raised"], "APIConnectionError", "the SDK accepted a truncated stream: {out}");
+    assert_eq!(out["content"], "half an");
 }
 
 /// With MCP tools configured, the same SDK calls go through the tool loop.
@@ -126,6 +128,8 @@ async fn an_upstream_failure_after_a_tool_round_makes_the_sdk_raise() {
             .drop_connection(),
     );
     let out = sdk(&proxy.base_url(), "stream_error").await;
-    assert!(out["raised"].is_string(), "the SDK accepted a truncated stream: {out}");
+    // The tool loop ends the stream with an error event: the SDK raises it as an APIError.
+    assert_eq!(out["raised"], "APIError", "the SDK accepted a truncated stream: {out}");
+    assert!(out["message"].as_str().is_some_and(|m| m.contains("upstream")), "{out}");
     assert_eq!(out["content"], "half an");
 }

@@ -95,7 +95,17 @@ async fn an_idle_kept_alive_connection_is_closed() {
     let mut s = connect(proxy.port).await;
     send(&mut s, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await;
     assert_eq!(read_response(&mut s).await.status, 200);
+    let idle = Instant::now();
     assert!(closed_within(&mut s, Duration::from_secs(10)).await, "an idle keep-alive connection stays open");
+    assert!(idle.elapsed() >= Duration::from_millis(800), "closed before its idle time: {:?}", idle.elapsed());
+
+    // Within the idle time the connection is kept for the next request.
+    let mut s = connect(proxy.port).await;
+    send(&mut s, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert_eq!(read_response(&mut s).await.status, 200);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    send(&mut s, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert_eq!(read_response(&mut s).await.status, 200, "a kept-alive connection was closed early");
 }
 
 #[tokio::test]
@@ -110,7 +120,9 @@ async fn a_stalled_body_is_cut_after_the_body_timeout() {
     )
     .await;
     send(&mut s, b"{\"input\": ").await;
+    let stalled = Instant::now();
     assert!(closed_within(&mut s, Duration::from_secs(10)).await, "a body stalled after 10 of 100 bytes was never cut");
+    assert!(stalled.elapsed() >= Duration::from_millis(800), "cut before the body timeout: {:?}", stalled.elapsed());
     // The mock records a broken body as what arrived: never a complete one.
     assert!(mock.requests().iter().all(|r| r.body.len() < 100), "the upstream got a complete body");
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::common::mock_upstream::{chunk, MockUpstream, Reply};
 use crate::common::{client, start_proxy_with_tools};
+use futures_util::StreamExt;
 use serde_json::{json, Value};
 
 const TOOLS: &str = "echo,add,sleep";
@@ -83,6 +84,38 @@ async fn an_unknown_tool_is_reported_to_the_model() {
     assert!(result.contains("unknown tool") && result.contains("launch_rockets"), "{result}");
 }
 
+/// Reads a streamed answer as it arrives: returns once `needle` has come,
+/// failing if it does not within 5 s (a proxy that buffers the answer never
+/// shows it before the upstream goes on).
+async fn read_until(
+    body: &mut (impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
+    seen: &mut String,
+    needle: &str,
+) {
+    while !seen.contains(needle) {
+        let piece = tokio::time::timeout(Duration::from_secs(5), body.next())
+            .await
+            .unwrap_or_else(|_| panic!("{needle:?} was held back: {seen:?}"));
+        seen.push_str(&String::from_utf8_lossy(
+            &piece.unwrap_or_else(|| panic!("ended: {seen}")).unwrap_or_else(|e| panic!("{e}")),
+        ));
+    }
+}
+
+async fn open_stream(
+    proxy: &common::Proxy,
+    text: &str,
+) -> impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin {
+    client()
+        .post(format!("{}/chat/completions", proxy.base_url()))
+        .header("x-mcp-tool-mode", "prompt")
+        .json(&ask(text, true))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .bytes_stream()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streaming_holds_a_call_but_streams_prose_at_once() {
     let mock = MockUpstream::start().await;
@@ -93,9 +126,21 @@ async fn streaming_holds_a_call_but_streams_prose_at_once() {
             .event(chunk(json!({"content": "\"arguments\": {\"text\": \"hidden\"}}"}), Some("stop")))
             .done(),
     );
-    mock.push(Reply::chat_stream(&["The echo ", "said hidden."], Duration::from_millis(5)));
-    let raw = chat(&proxy, ask("echo", true)).await;
-    let raw = raw.as_str().unwrap_or("");
+    let (release, gate) = tokio::sync::oneshot::channel();
+    mock.push(
+        Reply::sse()
+            .event(chunk(json!({"role": "assistant", "content": "The echo "}), None))
+            .gate(gate)
+            .event(chunk(json!({"content": "said hidden."}), Some("stop")))
+            .done(),
+    );
+    let mut body = open_stream(&proxy, "echo").await;
+    let mut raw = String::new();
+    read_until(&mut body, &mut raw, "The echo ").await;
+    let _ = release.send(());
+    while let Some(piece) = body.next().await {
+        raw.push_str(&String::from_utf8_lossy(&piece.unwrap_or_else(|e| panic!("{e}"))));
+    }
     assert!(!raw.contains("\\\"tool\\\""), "the call itself never reaches the client: {raw}");
     let text: String = raw
         .split("\n\n")
@@ -106,15 +151,28 @@ async fn streaming_holds_a_call_but_streams_prose_at_once() {
         .collect();
     assert_eq!(text, "The echo said hidden.");
     assert_eq!(raw.matches("[DONE]").count(), 1);
+    let result = mock.requests()[1].json()["messages"][3]["content"].as_str().unwrap_or("").to_string();
+    assert!(result.starts_with("Tool `echo` returned:\nhidden"), "the call ran: {result}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streaming_a_plain_answer_is_released_without_waiting_for_the_end() {
     let mock = MockUpstream::start().await;
     let proxy = start_proxy_with_tools(&mock.base_url(), TOOLS, &[]);
-    mock.push(Reply::chat_stream(&["Hello", " there"], Duration::from_millis(5)));
-    let raw = chat(&proxy, ask("hi", true)).await;
-    let raw = raw.as_str().unwrap_or("");
-    assert!(raw.contains("\"Hello\""), "released as it came, not re-chunked: {raw}");
-    assert!(raw.contains("\" there\""));
+    let (release, gate) = tokio::sync::oneshot::channel();
+    mock.push(
+        Reply::sse()
+            .event(chunk(json!({"role": "assistant", "content": "Hello"}), None))
+            .gate(gate)
+            .event(chunk(json!({"content": " there"}), Some("stop")))
+            .done(),
+    );
+    let mut body = open_stream(&proxy, "hi").await;
+    let mut raw = String::new();
+    read_until(&mut body, &mut raw, "\"Hello\"").await;
+    let _ = release.send(());
+    while let Some(piece) = body.next().await {
+        raw.push_str(&String::from_utf8_lossy(&piece.unwrap_or_else(|e| panic!("{e}"))));
+    }
+    assert!(raw.contains("\" there\""), "released as it came, not re-chunked: {raw}");
 }

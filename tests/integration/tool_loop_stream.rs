@@ -119,11 +119,22 @@ async fn the_first_content_arrives_before_the_upstream_sends_more() {
 async fn a_slow_tool_sends_keep_alive_comments_and_usage_is_summed() {
     let mock = MockUpstream::start().await;
     let proxy = start_proxy_with_tools(&mock.base_url(), TOOLS, &[]);
-    mock.push(Reply::tool_calls_stream(&[("s", "sleep", json!({"ms": 1500}))]));
+    let usage = |p: u64, c: u64| {
+        json!({"id": "x", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [],
+               "usage": {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c,
+                         "prompt_tokens_details": {"cached_tokens": p / 2}}})
+    };
+    mock.push(
+        Reply::sse()
+            .event(chunk(json!({"role": "assistant", "content": null}), None))
+            .event(chunk(json!({"tool_calls": [{"index": 0, "id": "s", "type": "function", "function": {"name": "sleep", "arguments": "{\"ms\": 1500}"}}]}), Some("tool_calls")))
+            .event(usage(10, 3))
+            .done(),
+    );
     mock.push(
         Reply::sse()
             .event(chunk(json!({"role": "assistant", "content": "done"}), Some("stop")))
-            .event(json!({"id": "x", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 2, "total_tokens": 9}}))
+            .event(usage(7, 2))
             .done(),
     );
     let mut body = ask("wait");
@@ -133,7 +144,12 @@ async fn a_slow_tool_sends_keep_alive_comments_and_usage_is_summed() {
     let chunks = chunks(&data);
     let usage: Vec<&Value> = chunks.iter().filter(|c| c["usage"].is_object()).map(|c| &c["usage"]).collect();
     assert_eq!(usage.len(), 1, "one usage chunk: {data:?}");
-    assert_eq!(usage[0]["total_tokens"], 9, "{data:?}");
+    assert_eq!(usage[0]["prompt_tokens"], 17, "{data:?}");
+    assert_eq!(usage[0]["completion_tokens"], 5, "{data:?}");
+    assert_eq!(usage[0]["total_tokens"], 22, "both rounds' usage: {data:?}");
+    assert_eq!(usage[0]["prompt_tokens_details"]["cached_tokens"], 8, "{data:?}");
+    assert_eq!(chunks.last().map(|c| c["choices"].clone()), Some(json!([])), "the usage chunk comes last");
+    assert_eq!(mock.requests()[1].json()["stream_options"]["include_usage"], true, "each round asks for usage");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

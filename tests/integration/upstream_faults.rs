@@ -274,6 +274,7 @@ async fn an_upstream_that_comes_up_late_is_reached_by_a_retry() {
             Path::ToolLoop => start_proxy_with_tools(&base, "echo", &env),
             Path::Transparent => start_proxy(&base, &env),
         };
+        let started = Instant::now();
         let request = tokio::spawn(async move { post(&proxy, false).await.status() });
         // The first try is refused; the first retry waits at least 1.5 s.
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -282,6 +283,17 @@ async fn an_upstream_that_comes_up_late_is_reached_by_a_retry() {
         let status = request.await.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(status, 200, "{path:?}");
         assert_eq!(mock.requests().len(), 1, "{path:?}");
+        // The backoff was waited for: not a loop of tries until one connects.
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(1400), "{path:?}: retried after {waited:?}, before its backoff");
+
+        // Without retries the same refused connection is the client's 502.
+        let dead = format!("http://127.0.0.1:{}/v1", crate::common::free_port());
+        let proxy = match path {
+            Path::ToolLoop => start_proxy_with_tools(&dead, "echo", &[("UPSTREAM_RETRIES", "0")]),
+            Path::Transparent => start_proxy(&dead, &[("UPSTREAM_RETRIES", "0")]),
+        };
+        assert_eq!(post(&proxy, false).await.status(), 502, "{path:?}");
     }
 }
 

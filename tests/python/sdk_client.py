@@ -46,8 +46,11 @@ def main() -> None:
                     if choice.delta.content:
                         pieces.append(choice.delta.content)
             out.update(raised=None)
-        except Exception as e:  # the SDK raises httpx or API errors depending on where it broke
-            out.update(raised=type(e).__name__)
+        # What a user's code sees of a stream that broke, by its exact class
+        # (the test asserts which one): an error event is the SDK's APIError; a
+        # connection cut mid-body is the HTTP library's protocol error.
+        except Exception as e:  # noqa: BLE001 - recorded, not swallowed: the test checks the class
+            out.update(raised=type(e).__name__, module=type(e).__module__, message=str(e))
         out.update(content="".join(pieces))
     else:
         raise SystemExit(f"unknown case {case}")
