@@ -83,13 +83,29 @@ fn from_completion(mut completion: ChatCompletion, reading: &Reading<'_>) -> Rep
     let text = choice.as_ref().map(|c| c.message.content_text()).unwrap_or_default();
     let calls = choice.as_ref().and_then(|c| c.message.tool_calls.clone()).unwrap_or_default();
     let finish_reason = choice.as_ref().and_then(|c| c.finish_reason.clone());
-    let reasoning = choice.and_then(|c| take_reasoning(&mut c.message.rest));
+    let reasoning = choice.and_then(|c| {
+        drop_legacy_call(&mut c.message.rest, reading.is_known, &mut false);
+        take_reasoning(&mut c.message.rest)
+    });
     let (visible, prompt_call) = match reading.mode {
         ToolMode::Native => (text.clone(), None),
         ToolMode::Prompt => CallScanner::scan_whole(&text, reading.is_known),
     };
     let usage = completion.usage.clone();
     Reply { identity, text, visible, calls, prompt_call, finish_reason, usage, reasoning, completion: Some(completion) }
+}
+
+/// Removes the legacy `function_call` (which servers such as llama.cpp's send
+/// beside `tool_calls`) when it is a call of an MCP tool: the proxy runs it,
+/// the client must not see it. Once one piece of a stream was, so are the rest
+/// (later pieces may not repeat the name).
+fn drop_legacy_call(rest: &mut Map<String, Value>, is_mcp: &(dyn Fn(&str) -> bool + Sync), seen: &mut bool) {
+    let Some(call) = rest.get("function_call") else { return };
+    let name = call.get("name").and_then(Value::as_str);
+    if *seen || name.is_some_and(is_mcp) || call.is_null() {
+        *seen |= !call.is_null();
+        rest.remove("function_call");
+    }
 }
 
 /// The reasoning text of a message or delta, taken out of its other fields.
@@ -106,6 +122,7 @@ async fn collect_stream(mut stream: ChunkStream, reading: &Reading<'_>, sink: &m
     let mut identity: Option<Identity> = None;
     let mut reasoning = String::new();
     let mut reasoning_field: Option<String> = None;
+    let mut legacy_mcp_call = false;
     loop {
         // While prompt mode holds text back the client sees nothing: keep it alive.
         let holding = scanner.as_ref().is_some_and(CallScanner::holding);
@@ -154,6 +171,7 @@ async fn collect_stream(mut stream: ChunkStream, reading: &Reading<'_>, sink: &m
                 None => piece,
             };
             reply.visible.push_str(&text);
+            drop_legacy_call(&mut choice.delta.rest, reading.is_known, &mut legacy_mcp_call);
             let got_reasoning = take_reasoning(&mut choice.delta.rest);
             if let Some(r) = &got_reasoning {
                 reasoning.push_str(&r.text);

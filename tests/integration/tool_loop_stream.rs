@@ -186,3 +186,40 @@ async fn a_client_that_hangs_up_cancels_the_upstream_request() {
     drop(body);
     mock.wait_aborted(1).await;
 }
+
+/// llama.cpp's server sends each tool call twice: in `tool_calls` and in the
+/// legacy `function_call`. Neither reaches the client for an MCP tool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_legacy_function_call_beside_tool_calls_never_reaches_the_client() {
+    let mock = MockUpstream::start().await;
+    let proxy = start_proxy_with_tools(&mock.base_url(), TOOLS, &[]);
+    let piece = |name: Option<&str>, args: &str| {
+        let mut function = json!({"arguments": args});
+        if let Some(name) = name {
+            function["name"] = json!(name);
+        }
+        chunk(
+            json!({"role": null, "content": null, "function_call": function.clone(),
+                   "tool_calls": [{"index": 0, "id": "call_x", "type": "function", "function": function}]}),
+            None,
+        )
+    };
+    mock.push(
+        Reply::sse()
+            .event(chunk(
+                json!({"role": "assistant", "content": null, "function_call": null, "tool_calls": null}),
+                None,
+            ))
+            .event(piece(Some("echo"), "{\"text\": "))
+            .event(piece(None, "\"hi\"}"))
+            .event(chunk(json!({}), Some("tool_calls")))
+            .done(),
+    );
+    mock.push(Reply::chat_stream(&["It said hi."], Duration::ZERO));
+    let (data, raw) = stream(&proxy, ask("echo")).await;
+    assert!(!raw.contains("function_call") && !raw.contains("call_x"), "{raw}");
+    assert_eq!(content(&chunks(&data)), "It said hi.");
+    let second = mock.requests()[1].json();
+    let tool = second["messages"].as_array().and_then(|m| m.iter().find(|m| m["role"] == "tool").cloned());
+    assert_eq!(tool.map(|t| t["content"].clone()), Some(json!("hi")), "the name resent with each piece is one name");
+}
