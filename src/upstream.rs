@@ -172,7 +172,11 @@ impl ChatUpstream for HttpUpstream {
             let can_retry = retry < self.retry.retries;
             // The status that failed (0: no connection) and the wait before the next try.
             let (status, wait) = match sent {
-                Err(e) if can_retry && e.is_connect() => (0, retry::delay(&self.retry, retry, None)),
+                // No connection, or a pooled one the upstream had closed as the
+                // request went out (no answer came): nothing was done upstream.
+                Err(e) if can_retry && (e.is_connect() || (e.is_request() && !e.is_timeout())) => {
+                    (0, retry::delay(&self.retry, retry, None))
+                }
                 Err(e) => return Err(classify(e)),
                 Ok(resp) if can_retry && retry::retryable_status(resp.status().as_u16(), true) => {
                     let after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok());

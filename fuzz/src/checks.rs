@@ -209,7 +209,7 @@ pub fn chat_request(data: &[u8]) -> Result<(), String> {
     for mode in [ToolMode::Native, ToolMode::Prompt] {
         for (catalog_offered, last) in [(Some(&*catalog), false), (Some(&*catalog), true), (None, false)] {
             for stream in [false, true] {
-                let offer = Offer { catalog: catalog_offered, client_names: &client_names, last };
+                let offer = Offer { catalog: catalog_offered, client_names: &client_names, last, after_tools: !last };
                 let body = round_body(&request, &request.messages, mode, offer, stream);
                 let bytes = serde_json::to_vec(&body).map_err(|e| e.to_string())?;
                 let sent = parse_request(&bytes).map_err(|e| format!("round body refused ({e:?}): {body}"))?;

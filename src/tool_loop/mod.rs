@@ -202,7 +202,8 @@ impl ToolLoop<'_> {
         for round in 1.. {
             let catalog = self.tools.catalog();
             let offered = (job.mcp && !catalog.is_empty()).then_some(&*catalog);
-            let offer = Offer { catalog: offered, client_names, last: answer.stopped.is_some() };
+            let offer =
+                Offer { catalog: offered, client_names, last: answer.stopped.is_some(), after_tools: tool_rounds > 0 };
             let body = native::round_body(&job.request, &messages, mode, offer, sink.streaming());
             let is_known = |name: &str| offered.is_some_and(|c| c.get(name).is_some() && !client_names.contains(name));
             let reading = Reading { mode, round, is_known: &is_known, keepalive: self.limits.keepalive };

@@ -49,6 +49,10 @@ pub struct Offer<'c> {
     /// The answer after a limit: the same tools (the history holds calls to
     /// them, and the prompt-cache prefix stays), but no call may be made.
     pub last: bool,
+    /// A tool round has run: a `tool_choice` that forces a call (`required`,
+    /// or a named function) has been obeyed, and is `auto` from now on, or
+    /// the model could never answer.
+    pub after_tools: bool,
 }
 
 /// The body of one round.
@@ -70,8 +74,18 @@ pub fn round_body(base: &ChatRequest, messages: &[Message], mode: ToolMode, offe
     };
     if offer.last && req.tools.is_some() {
         req.tool_choice = Some(Value::String("none".into()));
+    } else if offer.after_tools && forces_a_call(req.tool_choice.as_ref()) {
+        req.tool_choice = Some(Value::String("auto".into()));
     }
     serde_json::to_value(req).unwrap_or_default()
+}
+
+fn forces_a_call(choice: Option<&Value>) -> bool {
+    match choice {
+        Some(Value::String(s)) => s == "required",
+        Some(Value::Object(o)) => o.get("type").and_then(Value::as_str) == Some("function"),
+        _ => false,
+    }
 }
 
 fn system_prompt(catalog: &Catalog, client_names: &HashSet<String>) -> String {

@@ -177,6 +177,9 @@ async fn collect_stream(mut stream: ChunkStream, reading: &Reading<'_>, sink: &m
                 reasoning.push_str(&r.text);
                 reasoning_field.get_or_insert_with(|| r.field.clone());
             }
+            // A field sent as null says nothing (`"logprobs": null` in every chunk).
+            choice.delta.rest.retain(|_, v| !v.is_null());
+            choice.rest.retain(|_, v| !v.is_null());
             let delta = Delta {
                 round: reading.round,
                 text,

@@ -276,6 +276,21 @@ async fn the_round_limit_stops_the_calls_and_the_last_round_may_call_nothing() {
 }
 
 #[tokio::test]
+async fn a_forced_tool_choice_is_obeyed_once_then_the_model_may_answer() {
+    for choice in [json!("required"), json!({"type": "function", "function": {"name": "echo"}})] {
+        let s = Setup::new(vec![
+            Scripted::Turn("", vec![("c1", "echo", json!({"text": "1"}))]),
+            Scripted::Turn("Answered.", vec![]),
+        ]);
+        let mut j = job(NATIVE);
+        j.request.tool_choice = Some(choice.clone());
+        assert_eq!(done(s.run(j, false).await.0).text(), "Answered.");
+        let seen = s.upstream.seen();
+        assert_eq!((&seen[0]["tool_choice"], &seen[1]["tool_choice"]), (&choice, &json!("auto")));
+    }
+}
+
+#[tokio::test]
 async fn the_same_calls_twice_stop_the_loop() {
     let s = Setup::new(vec![
         Scripted::Turn("", vec![("c1", "echo", json!({"text": "x"}))]),
