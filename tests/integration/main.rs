@@ -24,6 +24,7 @@ mod mcp_stdio;
 mod models;
 mod openai_sdk;
 mod passthrough;
+mod real_model;
 mod sessions_redis;
 mod slow_clients;
 mod streaming;

@@ -11,7 +11,8 @@ use serde_json::{json, Value};
 
 /// Runs `tests/python/sdk_client.py` with `case` and returns what it printed.
 async fn sdk(base_url: &str, case: &str) -> Value {
-    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    common::require_python_module("openai", "openai");
+    let python = common::python();
     let script = format!("{}/tests/python/sdk_client.py", env!("CARGO_MANIFEST_DIR"));
     let out = tokio::process::Command::new(python)
         .args([script.as_str(), base_url, case])

@@ -126,7 +126,7 @@ pub fn everything_js() -> String {
         "{}/tests/node/node_modules/@modelcontextprotocol/server-everything/dist/index.js",
         env!("CARGO_MANIFEST_DIR")
     );
-    assert!(std::path::Path::new(&path).exists(), "run `npm ci --prefix tests/node` first (.ci/run does)");
+    assert!(std::path::Path::new(&path).exists(), "{path} is missing: run tests/run (or npm ci --prefix tests/node)");
     path
 }
 

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod binary;
+pub mod llama;
 pub mod mcp;
 pub mod mock_upstream;
 pub mod raw_http;
@@ -123,6 +124,33 @@ pub fn start_proxy_with_tools(upstream_base: &str, tools: &str, extra: &[(&str, 
     let mut env: Vec<(&str, &str)> = vec![("MCP_SERVERS_CONFIG", file.as_str()), ("TOOL_KEEPALIVE_SECONDS", "1")];
     env.extend_from_slice(extra);
     start_proxy_in(scratch, upstream_base, &env)
+}
+
+/// The Python the tests drive real SDKs and the model server with: `$PYTHON`
+/// (tests/run points it into its virtual environment), else that
+/// environment if it exists, else `python3`.
+pub fn python() -> String {
+    if let Ok(python) = std::env::var("PYTHON") {
+        return python;
+    }
+    let venv = format!("{}/target/test-env/py/bin/python", env!("CARGO_MANIFEST_DIR"));
+    if std::path::Path::new(&venv).exists() {
+        return venv;
+    }
+    "python3".into()
+}
+
+/// Fails the test, naming what to install, when `python()` lacks `module`.
+pub fn require_python_module(module: &str, package: &str) {
+    let python = python();
+    let ok = std::process::Command::new(&python)
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "{python} cannot import {module}: run tests/run (it provisions target/test-env/py), or pip install {package}"
+    );
 }
 
 /// An HTTP client that keeps nothing between tests and never waits forever.
