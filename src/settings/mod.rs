@@ -625,6 +625,7 @@ mod tests {
             ("CORS_ALLOWED_ORIGINS", "https://a.example, http://b.example:3000"),
         ]))
         .unwrap_or_else(|e| panic!("{e}"));
+        let _ = std::fs::remove_dir_all(&dir);
         assert_eq!(s.upstream_timeouts.connect, Duration::from_secs(3));
         assert_eq!(s.server.threads, 1);
         assert_eq!(s.cors, AllowedOrigins::List(vec!["https://a.example".into(), "http://b.example:3000".into()]));
@@ -639,6 +640,7 @@ mod tests {
         let e = Settings::from_sources(&env(&[("CONFIG_FILE", &file.display().to_string())]))
             .err()
             .unwrap_or_else(|| panic!("accepted"));
+        let _ = std::fs::remove_dir_all(&dir);
         assert!(e.to_string().contains("conect_timeout_seconds"), "{e}");
     }
 

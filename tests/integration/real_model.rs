@@ -11,7 +11,7 @@
 use serde_json::{json, Value};
 
 use crate::common::llama;
-use crate::common::{client, sse_data, start_proxy, start_proxy_with_tools, Proxy};
+use crate::common::{client, get_json, sse_data, start_proxy, start_proxy_with_tools, Proxy};
 
 async fn post(proxy: &Proxy, body: &Value) -> reqwest::Response {
     client()
@@ -59,15 +59,7 @@ async fn a_plain_answer_and_a_stream_through_the_proxy() {
 /// `toggle_extra` adds a tool to the test server's list when it runs, so the
 /// catalog shows whether the model's call really reached the MCP server.
 async fn tools_listed(proxy: &Proxy) -> u64 {
-    let health: Value = client()
-        .get(format!("{}/healthz", proxy.url))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .json()
-        .await
-        .unwrap_or_default();
-    health["tools"].as_u64().unwrap_or(0)
+    get_json(&format!("{}/healthz", proxy.url)).await["tools"].as_u64().unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,11 +4,8 @@
 //! is part of the answer (a stream cannot take back what it has sent), rounds
 //! joined by a blank line; a tool call itself never reaches the client.
 
-use std::time::Duration;
-
 use crate::common::mock_upstream::{chunk, MockUpstream, Reply};
-use crate::common::{client, start_proxy_with_tools, Proxy};
-use futures_util::StreamExt;
+use crate::common::{client, read_to_end, read_until, start_proxy_with_tools, Proxy};
 use serde_json::{json, Value};
 
 const TOOLS: &str = "echo,add";
@@ -168,18 +165,9 @@ async fn prompt_a_code_answer_streams_before_the_upstream_has_finished() {
         .unwrap_or_else(|e| panic!("{e}"));
     let mut body = r.bytes_stream();
     let mut seen = String::new();
-    while !seen.contains("print(1)") {
-        let piece = tokio::time::timeout(Duration::from_secs(5), body.next())
-            .await
-            .unwrap_or_else(|_| panic!("a code answer was held back until its end: {seen:?}"));
-        seen.push_str(&String::from_utf8_lossy(
-            &piece.unwrap_or_else(|| panic!("ended: {seen}")).unwrap_or_else(|e| panic!("{e}")),
-        ));
-    }
+    read_until(&mut body, &mut seen, "print(1)").await;
     let _ = release.send(());
-    while let Some(piece) = body.next().await {
-        seen.push_str(&String::from_utf8_lossy(&piece.unwrap_or_else(|e| panic!("{e}"))));
-    }
+    read_to_end(&mut body, &mut seen).await;
     let (content, _) = streamed(&seen);
     assert_eq!(content, "```python\nprint(1)\n```");
 }

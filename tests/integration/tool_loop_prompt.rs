@@ -4,11 +4,8 @@
 
 use crate::common;
 
-use std::time::Duration;
-
 use crate::common::mock_upstream::{chunk, MockUpstream, Reply};
-use crate::common::{client, start_proxy_with_tools};
-use futures_util::StreamExt;
+use crate::common::{client, read_to_end, read_until, start_proxy_with_tools};
 use serde_json::{json, Value};
 
 const TOOLS: &str = "echo,add,sleep";
@@ -84,24 +81,6 @@ async fn an_unknown_tool_is_reported_to_the_model() {
     assert!(result.contains("unknown tool") && result.contains("launch_rockets"), "{result}");
 }
 
-/// Reads a streamed answer as it arrives: returns once `needle` has come,
-/// failing if it does not within 5 s (a proxy that buffers the answer never
-/// shows it before the upstream goes on).
-async fn read_until(
-    body: &mut (impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
-    seen: &mut String,
-    needle: &str,
-) {
-    while !seen.contains(needle) {
-        let piece = tokio::time::timeout(Duration::from_secs(5), body.next())
-            .await
-            .unwrap_or_else(|_| panic!("{needle:?} was held back: {seen:?}"));
-        seen.push_str(&String::from_utf8_lossy(
-            &piece.unwrap_or_else(|| panic!("ended: {seen}")).unwrap_or_else(|e| panic!("{e}")),
-        ));
-    }
-}
-
 async fn open_stream(
     proxy: &common::Proxy,
     text: &str,
@@ -138,9 +117,7 @@ async fn streaming_holds_a_call_but_streams_prose_at_once() {
     let mut raw = String::new();
     read_until(&mut body, &mut raw, "The echo ").await;
     let _ = release.send(());
-    while let Some(piece) = body.next().await {
-        raw.push_str(&String::from_utf8_lossy(&piece.unwrap_or_else(|e| panic!("{e}"))));
-    }
+    read_to_end(&mut body, &mut raw).await;
     assert!(!raw.contains("\\\"tool\\\""), "the call itself never reaches the client: {raw}");
     let text: String = raw
         .split("\n\n")
@@ -171,8 +148,6 @@ async fn streaming_a_plain_answer_is_released_without_waiting_for_the_end() {
     let mut raw = String::new();
     read_until(&mut body, &mut raw, "\"Hello\"").await;
     let _ = release.send(());
-    while let Some(piece) = body.next().await {
-        raw.push_str(&String::from_utf8_lossy(&piece.unwrap_or_else(|e| panic!("{e}"))));
-    }
+    read_to_end(&mut body, &mut raw).await;
     assert!(raw.contains("\" there\""), "released as it came, not re-chunked: {raw}");
 }

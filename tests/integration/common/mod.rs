@@ -158,6 +158,41 @@ pub fn client() -> reqwest::Client {
     reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap_or_else(|e| panic!("client: {e}"))
 }
 
+/// `GET url` as JSON (`Null` when the body is not JSON).
+pub async fn get_json(url: &str) -> serde_json::Value {
+    let r = client().get(url).send().await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    r.json().await.unwrap_or_default()
+}
+
+/// Reads a streamed body as it arrives into `seen` until it holds `needle`;
+/// fails if that takes 5 s (a proxy that holds the stream back never shows it
+/// before the upstream goes on).
+pub async fn read_until(
+    body: &mut (impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
+    seen: &mut String,
+    needle: &str,
+) {
+    use futures_util::StreamExt;
+    while !seen.contains(needle) {
+        let piece = tokio::time::timeout(Duration::from_secs(5), body.next())
+            .await
+            .unwrap_or_else(|_| panic!("{needle:?} was held back: {seen:?}"));
+        let piece = piece.unwrap_or_else(|| panic!("the stream ended before {needle:?}: {seen}"));
+        seen.push_str(&String::from_utf8_lossy(&piece.unwrap_or_else(|e| panic!("{e}"))));
+    }
+}
+
+/// Reads the rest of a streamed body into `seen`.
+pub async fn read_to_end(
+    body: &mut (impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
+    seen: &mut String,
+) {
+    use futures_util::StreamExt;
+    while let Some(piece) = body.next().await {
+        seen.push_str(&String::from_utf8_lossy(&piece.unwrap_or_else(|e| panic!("{e}"))));
+    }
+}
+
 /// Reads an SSE response body into its `data:` payloads, in order.
 pub async fn sse_data(resp: reqwest::Response) -> Vec<String> {
     let text = resp.text().await.unwrap_or_else(|e| panic!("reading stream: {e}"));
