@@ -301,9 +301,9 @@ impl ProxyHttp for Gate {
         // request may be sent twice (see `retry`) and the upstream does not
         // ask for a longer wait than we would make.
         let policy = &self.settings.upstream_retry;
-        let req = session.req_header();
-        let repeatable = retry::repeatable(&req.method, req.uri.path());
-        if retry::retryable_status(status, repeatable)
+        let repeatable = || retry::repeatable(&session.req_header().method, session.req_header().uri.path());
+        if retry::retryable_status(status, true)
+            && retry::retryable_status(status, repeatable())
             && ctx.upstream_tries <= policy.retries
             && !session.as_ref().retry_buffer_truncated()
         {
