@@ -342,3 +342,40 @@ async fn turns_on_one_session_through_two_proxies_take_turns() {
     assert!(sent.contains(&"user:A".to_string()) && sent.contains(&"assistant:answer A".to_string()), "{sent:?}");
     assert_eq!(sent.last().map(String::as_str), Some("user:B"));
 }
+
+/// The store failing while a streamed turn is under way: the answer has
+/// started, so the client gets an error event in the stream (no `[DONE]`:
+/// the turn was not stored) and never a second response.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_fails_during_a_streamed_turn_is_an_error_event() {
+    let mut redis = RedisServer::start();
+    let mock = MockUpstream::start().await;
+    let url = redis.url();
+    let proxy = common::start_proxy(&mock.base_url(), &[("SESSION_STORE", url.as_str())]);
+    let (release, gate) = tokio::sync::oneshot::channel();
+    mock.push(
+        Reply::sse()
+            .event(crate::common::mock_upstream::chunk(json!({"role": "assistant", "content": "Half"}), None))
+            .gate(gate)
+            .event(crate::common::mock_upstream::chunk(json!({"content": " done."}), Some("stop")))
+            .done(),
+    );
+    let r = common::client()
+        .post(format!("{}/chat", proxy.url))
+        .json(&json!({"message": "hi", "stream": true}))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status(), 200);
+    let mut body = r.bytes_stream();
+    let mut seen = String::new();
+    common::read_until(&mut body, &mut seen, "Half").await;
+    let _ = redis.child.kill();
+    let _ = redis.child.wait();
+    let _ = release.send(());
+    common::read_to_end(&mut body, &mut seen).await;
+    assert!(!seen.contains("data: [DONE]"), "a turn that was not stored was told complete: {seen}");
+    let last = seen.trim_end().rsplit("\n\n").next().unwrap_or_default();
+    assert!(last.starts_with("data: {\"error\"") && last.contains("session store"), "{seen}");
+    assert!(!seen.contains("HTTP/1.1"), "a second response inside the first: {seen}");
+}
