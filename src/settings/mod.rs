@@ -9,20 +9,33 @@
 //!
 //! Nothing else in the crate reads environment variables.
 
+//!
+//! | file | owns |
+//! | --- | --- |
+//! | `file` | the TOML file's shape and how the sources are layered |
+//! | `validate` | each part's raw values checked, with errors naming the setting |
+//! | `parts` | the validated settings of each part, as the parts read them |
+//! | `servers` | `servers_config.json` |
+//! | `keys` | client keys and their tool allow-lists |
+
 mod file;
 pub mod keys;
+mod parts;
 pub mod servers;
-
-pub use file::ServerSection;
+mod validate;
 
 use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
-use file::{raw_config, LimitsSection, McpSection, RawConfig, ToolSection};
-
+pub use file::ServerSection;
+use file::{raw_config, RawConfig};
+pub use parts::{
+    HttpLimits, HubSettings, ModeSetting, RetryPolicy, SessionSettings, ToolLimits, ToolSettings, UpstreamTimeouts,
+};
 use servers::ServerConfig;
+use validate::{bracket_v6, read_file, secs, validate_limits, validate_mcp, validate_origins, validate_tool};
 
 /// Where the TOML file is looked for when `CONFIG_FILE` is not set.
 pub const DEFAULT_CONFIG_FILE: &str = "conf/mcp-chat-proxy.toml";
@@ -153,171 +166,6 @@ pub struct Settings {
     pub session: SessionSettings,
     /// Client keys; empty: anyone may call (see README).
     pub keys: keys::Keys,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UpstreamTimeouts {
-    pub connect: Duration,
-    /// Longest wait for the first byte of a response (the status line).
-    pub first_byte: Duration,
-    /// Longest gap between two reads of a response body (stream chunks).
-    pub idle: Duration,
-    pub write: Duration,
-    /// How long an idle pooled upstream connection is kept.
-    pub pool_idle: Duration,
-}
-
-/// Limits on what one client connection or request may cost.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpLimits {
-    /// Request line and headers together; larger: 431 and the connection closed.
-    pub max_header_bytes: usize,
-    /// From a connection's first byte (or its accept) to the end of the request headers.
-    pub header_timeout: Duration,
-    /// Longest gap between two reads of a request body.
-    pub body_timeout: Duration,
-    /// Longest time a write to a client may wait (a client that stopped reading).
-    pub write_timeout: Duration,
-    /// Requests served at once; beyond it: 503 with `Retry-After`.
-    pub max_in_flight: usize,
-    /// The `Retry-After` of that 503, in seconds.
-    pub retry_after_seconds: u64,
-}
-
-/// When and how often a failed upstream call is repeated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Retries after the first attempt (0: none).
-    pub retries: u32,
-    /// The first backoff; it doubles each retry, with jitter.
-    pub backoff: Duration,
-    /// No wait (backoff or the upstream's `Retry-After`) is longer than this.
-    pub max_delay: Duration,
-}
-
-/// The validated `/chat` session settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionSettings {
-    pub store: String,
-    pub ttl: Duration,
-    pub context_budget_chars: usize,
-    pub system_prompt: String,
-}
-
-/// `TOOL_MODE` and the per-request `x-mcp-tool-mode` header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ModeSetting {
-    Auto,
-    Native,
-    Prompt,
-}
-
-impl ModeSetting {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "auto" => Some(Self::Auto),
-            "native" => Some(Self::Native),
-            "prompt" => Some(Self::Prompt),
-            _ => None,
-        }
-    }
-}
-
-/// Hub-wide defaults; a server's own config may override the call settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HubSettings {
-    pub call_timeout: Duration,
-    pub retries: u32,
-    pub max_result_bytes: usize,
-    /// How long start-up waits for servers before serving without them.
-    pub startup_wait: Duration,
-    /// How long one connection attempt (spawn + initialize + list) may take.
-    pub connect_timeout: Duration,
-    pub backoff_max: Duration,
-    /// A server down this long has its tools withdrawn from the catalog.
-    pub withdraw_after: Duration,
-    /// Calls one server runs at once (a server's own `max_concurrent_calls` overrides).
-    pub max_concurrent_calls: usize,
-    /// Calls that may wait for a free slot per server; beyond: a tool error at once.
-    pub max_queued_calls: usize,
-}
-
-impl Default for HubSettings {
-    fn default() -> Self {
-        Self {
-            call_timeout: Duration::from_secs(60),
-            retries: 2,
-            max_result_bytes: 64 * 1024,
-            startup_wait: Duration::from_secs(15),
-            connect_timeout: Duration::from_secs(60),
-            backoff_max: Duration::from_secs(30),
-            withdraw_after: Duration::from_secs(120),
-            max_concurrent_calls: 4,
-            max_queued_calls: 32,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-/// The tool loop's limits.
-pub struct ToolLimits {
-    pub max_rounds: u32,
-    pub max_calls_per_round: usize,
-    /// Wall-clock budget for tool rounds: past it, the model is asked to
-    /// answer without tools.
-    pub budget: Duration,
-    /// Hard wall-clock limit of the whole request: past it, the request fails
-    /// (504 before the first byte, an SSE error after it).
-    pub deadline: Duration,
-    /// While tools run, a `: tool … running` comment this often (streaming).
-    pub keepalive: Duration,
-}
-
-impl Default for ToolLimits {
-    fn default() -> Self {
-        Self {
-            max_rounds: 10,
-            max_calls_per_round: 8,
-            budget: Duration::from_secs(600),
-            deadline: Duration::from_secs(900),
-            keepalive: Duration::from_secs(3),
-        }
-    }
-}
-
-/// The validated tool-loop settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ToolSettings {
-    pub mode: ModeSetting,
-    pub limits: ToolLimits,
-    /// How long `auto` mode keeps a model prompt-only after its upstream refused `tools`.
-    pub learned_mode: Duration,
-    model_modes: Vec<(String, ModeSetting)>,
-}
-
-impl Default for ToolSettings {
-    fn default() -> Self {
-        Self {
-            mode: ModeSetting::Auto,
-            limits: ToolLimits::default(),
-            learned_mode: Duration::from_secs(3600),
-            model_modes: Vec::new(),
-        }
-    }
-}
-
-impl ToolSettings {
-    /// The configured mode for `model`: its own entry, else the global one.
-    pub fn mode_for(&self, model: &str) -> ModeSetting {
-        self.model_modes
-            .iter()
-            .find(|(pattern, _)| match pattern.strip_suffix('*') {
-                Some(prefix) => model.starts_with(prefix),
-                None => model == pattern,
-            })
-            .map(|(_, m)| *m)
-            .unwrap_or(self.mode)
-    }
 }
 
 /// The servers file looked for by default; it may be absent (no MCP servers).
@@ -462,116 +310,6 @@ impl Settings {
     pub fn listen_addr(&self) -> String {
         format!("{}:{}", bracket_v6(&self.host), self.port)
     }
-}
-
-/// A duration setting that must be at least one second.
-fn secs(name: &str, v: u64) -> Result<Duration, SettingsError> {
-    if v == 0 {
-        return Err(invalid(name, "0", "must be at least 1 second"));
-    }
-    Ok(Duration::from_secs(v))
-}
-
-fn validate_limits(l: &LimitsSection, s: &ServerSection) -> Result<HttpLimits, SettingsError> {
-    if l.max_header_bytes < 1024 || l.max_header_bytes > 1024 * 1024 {
-        return Err(invalid(
-            "LIMITS_MAX_HEADER_BYTES",
-            &l.max_header_bytes.to_string(),
-            "must be from 1024 to 1048576 (the HTTP engine's own ceiling)",
-        ));
-    }
-    if l.max_in_flight == 0 {
-        return Err(invalid("LIMITS_MAX_IN_FLIGHT", "0", "must be at least 1"));
-    }
-    secs("SERVER_KEEPALIVE_SECONDS", s.keepalive_seconds)?;
-    Ok(HttpLimits {
-        max_header_bytes: usize::try_from(l.max_header_bytes).unwrap_or(usize::MAX),
-        header_timeout: secs("LIMITS_HEADER_TIMEOUT_SECONDS", l.header_timeout_seconds)?,
-        body_timeout: secs("LIMITS_BODY_TIMEOUT_SECONDS", l.body_timeout_seconds)?,
-        write_timeout: secs("LIMITS_WRITE_TIMEOUT_SECONDS", l.write_timeout_seconds)?,
-        max_in_flight: usize::try_from(l.max_in_flight).unwrap_or(usize::MAX),
-        retry_after_seconds: l.retry_after_seconds,
-    })
-}
-
-fn validate_tool(t: &ToolSection) -> Result<ToolSettings, SettingsError> {
-    let mode =
-        ModeSetting::parse(&t.mode).ok_or_else(|| invalid("TOOL_MODE", &t.mode, "must be auto, native or prompt"))?;
-    let mut model_modes = Vec::new();
-    for (model, m) in &t.model_modes {
-        let parsed = ModeSetting::parse(m)
-            .ok_or_else(|| invalid(&format!("tool.model_modes.{model}"), m, "must be auto, native or prompt"))?;
-        model_modes.push((model.clone(), parsed));
-    }
-    // Exact names before prefixes, longer prefixes before shorter.
-    model_modes.sort_by_key(|(p, _)| (p.ends_with('*'), std::cmp::Reverse(p.len())));
-    if t.max_rounds == 0 {
-        return Err(invalid("TOOL_MAX_ROUNDS", "0", "must be at least 1"));
-    }
-    let limits = ToolLimits {
-        max_rounds: u32::try_from(t.max_rounds).unwrap_or(u32::MAX),
-        max_calls_per_round: usize::try_from(t.max_calls_per_round.max(1)).unwrap_or(usize::MAX),
-        budget: Duration::from_secs(t.budget_seconds.max(1)),
-        deadline: secs("TOOL_DEADLINE_SECONDS", t.deadline_seconds)?,
-        keepalive: Duration::from_secs(t.keepalive_seconds.max(1)),
-    };
-    let learned_mode = secs("TOOL_LEARNED_MODE_SECONDS", t.learned_mode_seconds)?;
-    Ok(ToolSettings { mode, limits, learned_mode, model_modes })
-}
-
-fn validate_mcp(
-    m: &McpSection,
-    env: &HashMap<String, String>,
-) -> Result<(Vec<ServerConfig>, HubSettings), SettingsError> {
-    let hub = HubSettings {
-        call_timeout: secs("MCP_CALL_TIMEOUT_SECONDS", m.call_timeout_seconds)?,
-        retries: u32::try_from(m.retries).map_err(|_| invalid("MCP_RETRIES", &m.retries.to_string(), "too large"))?,
-        max_result_bytes: usize::try_from(m.max_result_bytes.max(256)).unwrap_or(usize::MAX),
-        startup_wait: Duration::from_secs(m.startup_wait_seconds),
-        connect_timeout: secs("MCP_CONNECT_TIMEOUT_SECONDS", m.connect_timeout_seconds)?,
-        backoff_max: secs("MCP_RESTART_BACKOFF_MAX_SECONDS", m.restart_backoff_max_seconds)?,
-        withdraw_after: Duration::from_secs(m.withdraw_after_seconds),
-        max_concurrent_calls: usize::try_from(m.max_concurrent_calls.max(1)).unwrap_or(usize::MAX),
-        max_queued_calls: usize::try_from(m.max_queued_calls).unwrap_or(usize::MAX),
-    };
-    let path = Path::new(&m.servers_config);
-    // Empty: no MCP servers. The default file may be absent: no servers either.
-    if m.servers_config.is_empty() || (m.servers_config == DEFAULT_SERVERS_CONFIG && !path.exists()) {
-        return Ok((Vec::new(), hub));
-    }
-    let servers = servers::load(path, env).map_err(|e| invalid("MCP_SERVERS_CONFIG", &m.servers_config, e))?;
-    Ok((servers, hub))
-}
-
-fn bracket_v6(host: &str) -> String {
-    if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]")
-    } else {
-        host.to_string()
-    }
-}
-
-fn read_file(setting: &str, path: &Path) -> Result<String, SettingsError> {
-    std::fs::read_to_string(path).map_err(|e| invalid(setting, &path.display().to_string(), e.to_string()))
-}
-
-fn validate_origins(origins: &[String]) -> Result<AllowedOrigins, SettingsError> {
-    if origins.iter().any(|o| o == "*") {
-        return Ok(AllowedOrigins::Any);
-    }
-    for origin in origins {
-        let ok = url::Url::parse(origin)
-            .map(|u| u.path() == "/" && !origin.ends_with('/') && u.host_str().is_some())
-            .unwrap_or(false);
-        if !ok {
-            return Err(invalid(
-                "CORS_ALLOWED_ORIGINS",
-                origin,
-                "each origin must be scheme://host[:port] with no path, or \"*\"",
-            ));
-        }
-    }
-    Ok(AllowedOrigins::List(origins.to_vec()))
 }
 
 #[cfg(test)]
