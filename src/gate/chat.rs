@@ -73,7 +73,7 @@ pub async fn handle(gate: &Gate, session: &mut Session, ctx: &mut RequestCtx) ->
     let mcp = req.tool_choice.as_ref().and_then(|c| c.as_str()) != Some("none");
     let stream = req.is_stream();
     let mut encoder = ChatStream::new(req.wants_stream_usage());
-    let job = Job { request: req, caller: gate.caller(session, ctx), mode: headers.mode, mcp };
+    let job = Job::new(req, gate.caller(session, ctx), headers.mode, mcp);
     let driven = drive::run(gate, session, ctx, job, stream.then_some(&mut encoder as _)).await?;
     if stream {
         finish_stream(gate, session, ctx, driven, &mut encoder, None).await?;

@@ -89,7 +89,7 @@ async fn start_turn(gate: &Gate, session: &mut Session, ctx: &mut RequestCtx) ->
         stream_options: None,
         rest: Default::default(),
     };
-    let job = Job { request, caller: gate.caller(session, ctx), mode: headers.mode, mcp: !headers.off };
+    let job = Job::new(request, gate.caller(session, ctx), headers.mode, !headers.off);
     Ok(Started { req, job, id, turn, store, _lock: lock })
 }
 

@@ -9,8 +9,10 @@ use serde_json::{json, Value};
 
 use super::events::{Event, ToolRun};
 use super::native::{native_turn, prompt_turn};
+use super::policy::Approval;
 use super::round::{Reply, RoundError};
 use super::{Limits, Sink, ToolMode, ToolRunner};
+use crate::mcp::Catalog;
 use crate::openai::chat::{Message, ToolCall};
 
 /// A call the proxy will run on the hub.
@@ -19,6 +21,12 @@ pub struct McpCall {
     pub call: ToolCall,
     /// The parsed arguments, or why they could not be parsed.
     pub arguments: Result<Value, String>,
+}
+
+impl McpCall {
+    pub fn of(call: &ToolCall) -> Self {
+        Self { call: call.clone(), arguments: parse_arguments(&call.function.arguments) }
+    }
 }
 
 /// What the model asked for in one round.
@@ -50,6 +58,29 @@ pub fn classify(reply: &Reply, mode: ToolMode, mcp: bool, client_names: &HashSet
         }
     }
     step
+}
+
+/// Takes out of `step` the calls that must be approved before they run.
+pub fn waiting_for_approval(step: &mut Step, catalog: &Catalog, approval: &Approval) -> Vec<ToolCall> {
+    if approval.is_empty() {
+        return Vec::new();
+    }
+    let needs =
+        |c: &McpCall| catalog.get(&c.call.function.name).is_some_and(|t| approval.needed(&t.server, &t.original));
+    let (waiting, now): (Vec<McpCall>, Vec<McpCall>) = std::mem::take(&mut step.mcp).into_iter().partition(needs);
+    step.mcp = now;
+    waiting.into_iter().map(|c| c.call).collect()
+}
+
+/// Approved calls' results, written into the `tool` messages waiting for them.
+pub fn fill_results(messages: &mut [Message], runs: &[ToolRun]) {
+    for run in runs {
+        let slot = messages.iter_mut().find(|m| m.role == "tool" && m.tool_call_id.as_deref() == Some(&run.call.id));
+        match slot {
+            Some(m) => m.content = Some(Value::String(run.output.clone())),
+            None => tracing::warn!(call = %run.call.id, "an approved call has no tool message to answer"),
+        }
+    }
 }
 
 fn parse_arguments(text: &str) -> Result<Value, String> {

@@ -100,6 +100,7 @@ impl StopReason {
 /// One MCP call the proxy ran, with its result.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ToolRun {
+    /// The round whose reply asked for it; 0 for a call approved since the last turn.
     pub round: u32,
     pub call: ToolCall,
     pub output: String,
@@ -116,6 +117,9 @@ pub struct Answer {
     pub reasoning: Vec<(u32, Reasoning)>,
     /// Calls of the client's own tools: the client runs them.
     pub client_calls: Vec<ToolCall>,
+    /// MCP calls the model made that wait for a person's approval (see
+    /// [`super::Job::approval`]); not run.
+    pub awaiting_approval: Vec<ToolCall>,
     /// `stop`, `length`, `content_filter`, …, or `tool_calls` when `client_calls` is not empty.
     pub finish_reason: String,
     /// Summed over every round; `None` when the upstream reported none.

@@ -20,11 +20,13 @@
 //! | `prompt` | prompt mode: the catalog in the system prompt, what a call is |
 //! | `scan` | prompt mode: finding the call as the reply streams, holding back only what may be one |
 //! | `calls` | one round's calls: whose they are, running ours, repeat detection |
+//! | `policy` | what a request selects of the tools, and which calls wait for approval |
 
 mod calls;
 pub mod events;
 pub mod mode;
 pub mod native;
+pub mod policy;
 pub mod prompt;
 mod round;
 pub mod scan;
@@ -42,13 +44,14 @@ use tokio::sync::mpsc;
 
 use crate::error::ProxyError;
 use crate::mcp::{Catalog, Hub, ToolOutput};
-use crate::openai::chat::{ChatRequest, Message, Usage};
+use crate::openai::chat::{ChatRequest, Message, ToolCall, Usage};
 use crate::settings::ModeSetting;
 pub use crate::settings::ToolLimits as Limits;
 use crate::upstream::{Caller, ChatUpstream};
 pub use events::{Answer, Event, Identity, Outcome};
 pub use mode::ModePolicy;
 use native::Offer;
+pub use policy::{Approval, Selection};
 use round::{Reading, Reply, RoundError};
 
 /// How tools reach the model.
@@ -97,6 +100,22 @@ pub struct Job {
     pub mode: Option<ModeSetting>,
     /// False when the client turned MCP tools off for this request.
     pub mcp: bool,
+    /// Only these MCP servers and tools (narrowing the key's allow-list), when given.
+    pub selection: Option<Selection>,
+    /// Which MCP calls wait for a person's approval: they end the turn
+    /// unrun, in [`Answer::awaiting_approval`].
+    pub approval: Approval,
+    /// Calls a person approved since the turn that asked: they run before
+    /// the first round, and each result becomes the content of the `tool`
+    /// message with the call's id already in `request.messages`.
+    pub approved: Vec<ToolCall>,
+}
+
+impl Job {
+    /// A job with every MCP tool the key may use, none waiting for approval.
+    pub fn new(request: ChatRequest, caller: Caller, mode: Option<ModeSetting>, mcp: bool) -> Self {
+        Self { request, caller, mode, mcp, selection: None, approval: Approval::default(), approved: Vec::new() }
+    }
 }
 
 /// Where events go: a streaming client's channel, or nowhere.
@@ -153,6 +172,16 @@ impl ToolLoop<'_> {
     /// that plainly refuses `tools` gets the request again in prompt mode,
     /// if nothing was sent to the client yet.
     pub async fn run(&self, job: Job, events: Option<mpsc::Sender<Event>>) -> Outcome {
+        if let Some(selection) = &job.selection {
+            let selected = policy::Selected { inner: self.tools, selection };
+            let narrowed = ToolLoop { tools: &selected, ..*self };
+            return narrowed.run_selected(&job, events).await;
+        }
+        self.run_selected(&job, events).await
+    }
+
+    async fn run_selected(&self, job: &Job, events: Option<mpsc::Sender<Event>>) -> Outcome {
+        let job = job.clone();
         let mut sink = Sink::new(events);
         let pick = self.modes.pick(&job.request.model, job.mode);
         let client_names: HashSet<String> = job.request.client_tool_names().into_iter().collect();
@@ -196,6 +225,12 @@ impl ToolLoop<'_> {
         let started = Instant::now();
         let mut messages = job.request.messages.clone();
         let mut answer = Answer::default();
+        if !job.approved.is_empty() {
+            let approved: Vec<calls::McpCall> = job.approved.iter().map(calls::McpCall::of).collect();
+            let runs = calls::run_all(self.tools, &approved, 0, self.limits, sink).await?;
+            calls::fill_results(&mut messages, &runs);
+            answer.tool_runs.extend(runs);
+        }
         let mut usage: Option<Usage> = None;
         let mut previous: Option<Vec<(String, String)>> = None;
         let mut tool_rounds = 0u32;
@@ -219,14 +254,17 @@ impl ToolLoop<'_> {
                 answer.reasoning.push((round, r.clone()));
             }
             let may_call = offered.is_some() && answer.stopped.is_none();
-            let step = calls::classify(&reply, mode, may_call, client_names);
-            if step.mcp.is_empty() || !step.client.is_empty() {
-                // A turn that mixes both: ours run first, the client's go back to it.
+            let mut step = calls::classify(&reply, mode, may_call, client_names);
+            let waiting = calls::waiting_for_approval(&mut step, &catalog, &job.approval);
+            if step.mcp.is_empty() || !step.client.is_empty() || !waiting.is_empty() {
+                // A turn that mixes both: ours run first, the client's (and
+                // those waiting for approval) go back to it.
                 if !step.mcp.is_empty() {
                     let runs = calls::run_all(self.tools, &step.mcp, round, self.limits, sink).await?;
                     answer.transcript.extend(calls::turn_messages(&reply, mode, &runs));
                     answer.tool_runs.extend(runs);
                 }
+                answer.awaiting_approval = waiting;
                 return Ok(self.finish(answer, reply, step.client, usage));
             }
             let signature = calls::signature(&step.mcp);
@@ -259,17 +297,13 @@ impl ToolLoop<'_> {
     }
 
     /// The last round's reply made into the answer.
-    fn finish(
-        &self,
-        mut answer: Answer,
-        last: Reply,
-        client_calls: Vec<crate::openai::chat::ToolCall>,
-        usage: Option<Usage>,
-    ) -> Answer {
+    fn finish(&self, mut answer: Answer, last: Reply, client_calls: Vec<ToolCall>, usage: Option<Usage>) -> Answer {
         let mut final_message = Message::text("assistant", last.visible.clone());
-        final_message.tool_calls = (!client_calls.is_empty()).then(|| client_calls.clone());
+        // Calls still to be answered: the client's, and ours waiting for approval.
+        let open: Vec<ToolCall> = client_calls.iter().chain(&answer.awaiting_approval).cloned().collect();
+        final_message.tool_calls = (!open.is_empty()).then_some(open);
         answer.transcript.push(final_message);
-        answer.finish_reason = if !client_calls.is_empty() {
+        answer.finish_reason = if !client_calls.is_empty() || !answer.awaiting_approval.is_empty() {
             "tool_calls".to_string()
         } else {
             match last.finish_reason.as_deref() {

@@ -204,7 +204,7 @@ impl Setup {
 fn job(mode: Option<ModeSetting>) -> Job {
     let request = serde_json::from_value(json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}))
         .unwrap_or_else(|e| panic!("{e}"));
-    Job { request, caller: Caller::default(), mode, mcp: true }
+    Job::new(request, Caller::default(), mode, true)
 }
 
 fn done(outcome: Outcome) -> Answer {
@@ -476,5 +476,76 @@ async fn mcp_tools_off_means_none_offered_and_none_run() {
         assert_eq!(answer.text(), "No tools.");
         assert_eq!(s.tools.calls.load(Ordering::SeqCst), 0);
         assert!(s.upstream.seen()[0].get("tools").is_none());
+    }
+}
+
+#[tokio::test]
+async fn a_selection_offers_and_runs_only_the_selected_tools() {
+    for stream in [false, true] {
+        let s = Setup::new(vec![
+            Scripted::Turn("", vec![("c1", "sleep", json!({"ms": 1}))]),
+            Scripted::Turn("No sleep for me.", vec![]),
+        ]);
+        let mut j = job(NATIVE);
+        let mut selection = Selection::default();
+        selection.add("t", Some(vec!["echo".into()]));
+        j.selection = Some(selection);
+        let answer = done(s.run(j, stream).await.0);
+        let seen = s.upstream.seen();
+        let offered: Vec<&str> =
+            seen[0]["tools"].as_array().into_iter().flatten().filter_map(|t| t["function"]["name"].as_str()).collect();
+        assert_eq!(offered, ["echo"], "stream {stream}");
+        assert_eq!(s.tools.calls.load(Ordering::SeqCst), 0, "a guessed tool outside the selection never runs");
+        assert!(answer.tool_runs[0].is_error);
+        assert!(answer.tool_runs[0].output.contains("echo") && !answer.tool_runs[0].output.contains("sleep\","));
+    }
+}
+
+#[tokio::test]
+async fn a_call_that_needs_approval_ends_the_turn_unrun_and_the_others_run() {
+    for stream in [false, true] {
+        let s = Setup::new(vec![Scripted::Turn(
+            "Both.",
+            vec![("c1", "echo", json!({"text": "now"})), ("c2", "sleep", json!({"ms": 1}))],
+        )]);
+        let mut j = job(NATIVE);
+        j.approval.set("t", policy::Rule { by_default: false, except: ["sleep".to_string()].into() });
+        let answer = done(s.run(j, stream).await.0);
+        assert_eq!(s.upstream.seen().len(), 1, "stream {stream}: no second round while a call waits");
+        assert_eq!(s.tools.calls.load(Ordering::SeqCst), 1);
+        assert_eq!(answer.tool_runs.len(), 1);
+        assert_eq!(answer.tool_runs[0].call.id, "c1");
+        let waiting: Vec<&str> = answer.awaiting_approval.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(waiting, ["c2"]);
+        assert_eq!(answer.finish_reason, "tool_calls");
+        let last = answer.transcript.last().and_then(|m| m.tool_calls.clone()).unwrap_or_default();
+        assert_eq!(last.len(), 1, "the waiting call is in the history, to be answered");
+    }
+}
+
+#[tokio::test]
+async fn approved_calls_run_before_the_first_round_into_their_tool_messages() {
+    for stream in [false, true] {
+        let s = Setup::new(vec![Scripted::Turn("It said yes.", vec![])]);
+        let mut j = job(NATIVE);
+        let call = crate::openai::chat::ToolCall::new("c9", "echo", json!({"text": "yes"}).to_string());
+        let mut assistant = Message::text("assistant", "");
+        assistant.tool_calls = Some(vec![call.clone()]);
+        let mut slot = Message::text("tool", "");
+        slot.tool_call_id = Some("c9".into());
+        j.request.messages.extend([assistant, slot]);
+        j.approved = vec![call];
+        let (outcome, events) = s.run(j, stream).await;
+        let answer = done(outcome);
+        assert_eq!(answer.text(), "It said yes.");
+        assert_eq!(answer.tool_runs.len(), 1);
+        assert_eq!(answer.tool_runs[0].round, 0);
+        let sent = &s.upstream.seen()[0]["messages"];
+        assert_eq!(sent[2], json!({"role": "tool", "content": "yes", "tool_call_id": "c9"}), "stream {stream}");
+        if stream {
+            assert!(events
+                .iter()
+                .any(|e| matches!(e, Event::ToolFinished { round: 0, output, .. } if output == "yes")));
+        }
     }
 }
