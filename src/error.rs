@@ -21,6 +21,9 @@ pub enum ProxyError {
     /// A `/chat` session that does not exist, expired, or is not the caller's.
     #[error("no session {id}")]
     SessionNotFound { id: String },
+    /// A stored response that does not exist, expired, or is not the caller's.
+    #[error("Response with id '{id}' not found.")]
+    ResponseNotFound { id: String },
     /// Another turn on the same session did not finish in time.
     #[error("session {id} is busy with another turn; try again")]
     SessionBusy { id: String },
@@ -64,7 +67,7 @@ impl ProxyError {
             Self::BadRequest { .. } => 400,
             Self::InvalidApiKey => 401,
             Self::PayloadTooLarge { .. } => 413,
-            Self::NotFound { .. } | Self::SessionNotFound { .. } => 404,
+            Self::NotFound { .. } | Self::SessionNotFound { .. } | Self::ResponseNotFound { .. } => 404,
             Self::SessionBusy { .. } => 409,
             Self::MethodNotAllowed { .. } => 405,
             Self::OriginNotAllowed { .. } => 403,
@@ -85,6 +88,7 @@ impl ProxyError {
             | Self::PayloadTooLarge { .. }
             | Self::NotFound { .. }
             | Self::SessionNotFound { .. }
+            | Self::ResponseNotFound { .. }
             | Self::SessionBusy { .. }
             | Self::MethodNotAllowed { .. }
             | Self::HeaderTooLarge { .. } => "invalid_request_error",
@@ -102,6 +106,7 @@ impl ProxyError {
             Self::PayloadTooLarge { .. } => "request_too_large",
             Self::NotFound { .. } => "unknown_url",
             Self::SessionNotFound { .. } => "session_not_found",
+            Self::ResponseNotFound { .. } => "response_not_found",
             Self::SessionBusy { .. } => "session_busy",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::OriginNotAllowed { .. } => "origin_not_allowed",

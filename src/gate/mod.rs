@@ -11,6 +11,7 @@ mod cors;
 mod drive;
 mod guard;
 mod respond;
+mod responses;
 mod routes;
 mod upstream_target;
 
@@ -195,6 +196,12 @@ impl ProxyHttp for Gate {
         let answer = match ctx.route {
             Route::Proxy | Route::Models => return Ok(false),
             Route::Chat => return chat_session::post(self, session, ctx).await,
+            Route::Responses => match responses::applies(self, session, ctx) {
+                Ok(false) => return Ok(false),
+                Ok(true) => return responses::post(self, session, ctx).await,
+                Err(e) => respond::Answer::error(&e),
+            },
+            Route::ResponseItem => return responses::item(self, session, ctx).await,
             Route::ChatHistory => return chat_session::item(self, session, ctx).await,
             Route::ChatCompletions => match chat::applies(self, session, ctx) {
                 Ok(false) => return Ok(false),

@@ -19,6 +19,10 @@ pub enum Route {
     Models,
     /// `POST /v1/chat/completions`: the tool loop when MCP tools are available, else proxied.
     ChatCompletions,
+    /// `POST /v1/responses`: the tool loop behind the Responses API.
+    Responses,
+    /// `GET`/`DELETE /v1/responses/{id}`, `GET /v1/responses/{id}/input_items`: stored responses.
+    ResponseItem,
     /// Every other `/v1/*` request: proxied transparently.
     Proxy,
     /// `POST /chat`: one turn of a server-side session.
@@ -49,10 +53,23 @@ impl Route {
             },
             "/v1/models" if get => Route::Models,
             "/v1/chat/completions" if method == Method::POST => Route::ChatCompletions,
+            "/v1/responses" if method == Method::POST => Route::Responses,
+            p if is_response_item(method, p) => Route::ResponseItem,
             p if p == "/v1" || p.starts_with("/v1/") => Route::Proxy,
             _ => Route::NotFound,
         }
     }
+}
+
+/// `/v1/responses/{id}` (GET, DELETE) or `/v1/responses/{id}/input_items` (GET).
+fn is_response_item(method: &Method, path: &str) -> bool {
+    let Some(rest) = path.strip_prefix("/v1/responses/") else { return false };
+    let (id, items) = match rest.strip_suffix("/input_items") {
+        Some(id) => (id, true),
+        None => (rest, false),
+    };
+    let id_ok = !id.is_empty() && !id.contains('/');
+    id_ok && (*method == Method::GET || (!items && *method == Method::DELETE))
 }
 
 pub fn route_error(route: Route, method: &Method, path: &str) -> ProxyError {
@@ -80,7 +97,7 @@ pub fn welcome() -> Value {
         "message": "mcp-chat-proxy is running",
         "version": env!("CARGO_PKG_VERSION"),
         "openai_base_url": "/v1",
-        "endpoints": ["/v1/chat/completions", "/v1/models", "/chat", "/healthz"],
+        "endpoints": ["/v1/chat/completions", "/v1/responses", "/v1/models", "/chat", "/healthz"],
     })
 }
 
@@ -114,6 +131,12 @@ mod tests {
         assert_eq!(Route::classify(&Method::GET, "/v1/models/gpt-4o"), Route::Proxy);
         assert_eq!(Route::classify(&Method::POST, "/v1/chat/completions"), Route::ChatCompletions);
         assert_eq!(Route::classify(&Method::POST, "/v1/embeddings"), Route::Proxy);
+        assert_eq!(Route::classify(&Method::POST, "/v1/responses"), Route::Responses);
+        assert_eq!(Route::classify(&Method::GET, "/v1/responses/resp_1"), Route::ResponseItem);
+        assert_eq!(Route::classify(&Method::DELETE, "/v1/responses/resp_1"), Route::ResponseItem);
+        assert_eq!(Route::classify(&Method::GET, "/v1/responses/resp_1/input_items"), Route::ResponseItem);
+        assert_eq!(Route::classify(&Method::POST, "/v1/responses/resp_1/cancel"), Route::Proxy);
+        assert_eq!(Route::classify(&Method::POST, "/v1/responses/input_tokens"), Route::Proxy);
         assert_eq!(Route::classify(&Method::GET, "/v1x"), Route::NotFound);
         assert_eq!(Route::classify(&Method::OPTIONS, "/v1/chat/completions"), Route::Preflight);
     }

@@ -7,6 +7,9 @@
 //! answer and the turn's tool calls and results are stored, in one atomic
 //! step: a turn interrupted by a crash stays marked incomplete, never half
 //! written.
+//!
+//! The same store keeps the Responses surface's stored responses: one
+//! record per response id, owned and expiring like a session.
 
 pub mod redis;
 pub mod sqlite;
@@ -75,6 +78,18 @@ pub trait SessionStore: Send + Sync {
     /// Waits until no other turn runs on this session (on any instance, for
     /// shared stores) and holds it until the returned lock is dropped.
     async fn lock(&self, id: &str) -> Result<SessionLock, StoreError>;
+
+    /// Stores a Responses record (`record`: the surface's JSON, opaque
+    /// here) under `id` for `owner`, with the sessions' expiry; written
+    /// once, atomically, before the client is told the response is done.
+    async fn put_response(&self, id: &str, owner: &str, record: &str) -> Result<(), StoreError>;
+
+    /// The record, or `None` when there is none, it expired, or it is
+    /// another owner's. Refreshes its expiry.
+    async fn get_response(&self, id: &str, owner: &str) -> Result<Option<String>, StoreError>;
+
+    /// Removes the record; false when there was none for this owner.
+    async fn delete_response(&self, id: &str, owner: &str) -> Result<bool, StoreError>;
 }
 
 /// Opens the store named by `SESSION_STORE`: `sqlite:PATH` (the default) or

@@ -13,6 +13,7 @@
 //! | `session:{id}:turns` | hash | turn number → `0` (incomplete) or `1` (complete) |
 //! | `session:{id}:messages` | list | `{"turn": n, "message": {…}}` in the order written |
 //! | `lock:{id}` | string | the random token of the instance holding the session's lock |
+//! | `response:{id}` | hash | a stored Responses record: `owner`, `body` |
 //!
 //! # Atomicity
 //!
@@ -104,6 +105,27 @@ static DELETE: LazyLock<Script> = LazyLock::new(|| {
         r"
 if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end
 return redis.call('DEL', KEYS[1], KEYS[2], KEYS[3]) > 0 and 1 or 0
+",
+    )
+});
+
+/// KEYS: response. ARGV: owner, ttl ms. The body, expiry refreshed, if the owner's.
+static GET_RESPONSE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return false end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return redis.call('HGET', KEYS[1], 'body')
+",
+    )
+});
+
+/// KEYS: response. ARGV: owner.
+static DELETE_RESPONSE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end
+return redis.call('DEL', KEYS[1])
 ",
     )
 });
@@ -325,6 +347,47 @@ impl SessionStore for RedisStore {
         held.renewal = Some(tokio::spawn(renew(held.clone_parts(), self.lease, self.renewals.clone())));
         Ok(SessionLock::new(held))
     }
+
+    async fn put_response(&self, id: &str, owner: &str, record: &str) -> Result<(), StoreError> {
+        let key = response_key(id);
+        redis::pipe()
+            .atomic()
+            .cmd("DEL")
+            .arg(&key)
+            .cmd("HSET")
+            .arg(&key)
+            .arg(&[("owner", owner), ("body", record)])
+            .cmd("PEXPIRE")
+            .arg(&key)
+            .arg(self.ttl_ms)
+            .exec_async(&mut self.conn.clone())
+            .await
+            .map_err(backend)
+    }
+
+    async fn get_response(&self, id: &str, owner: &str) -> Result<Option<String>, StoreError> {
+        GET_RESPONSE
+            .key(response_key(id))
+            .arg(owner)
+            .arg(self.ttl_ms)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(backend)
+    }
+
+    async fn delete_response(&self, id: &str, owner: &str) -> Result<bool, StoreError> {
+        let deleted: i64 = DELETE_RESPONSE
+            .key(response_key(id))
+            .arg(owner)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(backend)?;
+        Ok(deleted == 1)
+    }
+}
+
+fn response_key(id: &str) -> String {
+    format!("{PREFIX}response:{{{id}}}")
 }
 
 /// A session lock taken in Redis; dropping it releases the lock.

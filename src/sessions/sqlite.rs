@@ -39,6 +39,14 @@ CREATE TABLE IF NOT EXISTS messages (
     FOREIGN KEY (session, turn) REFERENCES turns(session, number) ON DELETE CASCADE
 );
 CREATE INDEX IF NOT EXISTS sessions_expires ON sessions(expires);
+CREATE TABLE IF NOT EXISTS responses (
+    id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    expires INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS responses_expires ON responses(expires);
 ";
 
 pub struct SqliteStore {
@@ -215,5 +223,47 @@ impl SessionStore for SqliteStore {
             }
         };
         Ok(SessionLock::new(mutex.lock_owned().await))
+    }
+
+    async fn put_response(&self, id: &str, owner: &str, record: &str) -> Result<(), StoreError> {
+        let (id, owner, body, ttl) = (id.to_string(), owner.to_string(), record.to_string(), self.ttl_secs());
+        self.with(move |c| {
+            let t = now() as i64;
+            let tx = c.transaction()?;
+            tx.execute("DELETE FROM responses WHERE expires <= ?1", params![t])?;
+            tx.execute(
+                "INSERT OR REPLACE INTO responses (id, owner, created, expires, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![id, owner, t, t + ttl, body],
+            )?;
+            tx.commit()
+        })
+        .await
+    }
+
+    async fn get_response(&self, id: &str, owner: &str) -> Result<Option<String>, StoreError> {
+        let (id, owner, ttl) = (id.to_string(), owner.to_string(), self.ttl_secs());
+        self.with(move |c| {
+            let t = now() as i64;
+            let tx = c.transaction()?;
+            let body: Option<String> = tx
+                .query_row(
+                    "SELECT body FROM responses WHERE id = ?1 AND owner = ?2 AND expires > ?3",
+                    params![id, owner, t],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if body.is_some() {
+                tx.execute("UPDATE responses SET expires = ?2 WHERE id = ?1", params![id, t + ttl])?;
+            }
+            tx.commit()?;
+            Ok(body)
+        })
+        .await
+    }
+
+    async fn delete_response(&self, id: &str, owner: &str) -> Result<bool, StoreError> {
+        let (id, owner) = (id.to_string(), owner.to_string());
+        self.with(move |c| Ok(c.execute("DELETE FROM responses WHERE id = ?1 AND owner = ?2", params![id, owner])? > 0))
+            .await
     }
 }

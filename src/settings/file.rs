@@ -20,6 +20,7 @@ pub(super) struct RawConfig {
     pub(super) tool: ToolSection,
     pub(super) limits: LimitsSection,
     pub(super) session: SessionSection,
+    pub(super) responses: ResponsesSection,
     pub(super) auth: AuthSection,
 }
 
@@ -190,6 +191,15 @@ impl Default for SessionSection {
             system_prompt: "You are a helpful assistant.".into(),
         }
     }
+}
+
+/// `/v1/responses`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct ResponsesSection {
+    /// Proxy a Responses request unchanged to the upstream's own
+    /// `/v1/responses` when no MCP tool is in play for it.
+    pub(super) passthrough_without_tools: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -164,6 +164,9 @@ pub struct Settings {
     /// Retries of failed upstream calls before the first byte reaches the client.
     pub upstream_retry: RetryPolicy,
     pub session: SessionSettings,
+    /// `responses.passthrough_without_tools`: a Responses request with no MCP
+    /// tool in play goes to the upstream's own `/v1/responses` unchanged.
+    pub responses_passthrough: bool,
     /// Client keys; empty: anyone may call (see README).
     pub keys: keys::Keys,
 }
@@ -302,6 +305,7 @@ impl Settings {
             limits,
             upstream_retry,
             session,
+            responses_passthrough: raw.responses.passthrough_without_tools,
             keys,
         })
     }

@@ -8,8 +8,10 @@
 //! | --- | --- |
 //! | [`chat`] | `POST /v1/chat/completions`: `chat.completion` and its chunk stream |
 //! | [`session`] | `POST /chat`: one turn of a server-side session, `{"response", "session_id"}` |
+//! | [`responses`] | `POST /v1/responses`: output items and the Responses event stream, stored responses |
 
 pub mod chat;
+pub mod responses;
 pub mod session;
 
 use bytes::Bytes;

@@ -52,6 +52,13 @@ pub use events::{Answer, Event, Identity, Outcome};
 pub use mode::ModePolicy;
 use native::Offer;
 pub use policy::{Approval, Selection};
+
+/// Writes the results of approved calls (round 0 of `runs`) into the `tool`
+/// messages that wait for them, as the loop did for the upstream.
+pub fn calls_filled(messages: &mut [Message], runs: &[events::ToolRun]) {
+    let approved: Vec<events::ToolRun> = runs.iter().filter(|r| r.round == 0).cloned().collect();
+    calls::fill_results(messages, &approved);
+}
 use round::{Reading, Reply, RoundError};
 
 /// How tools reach the model.

@@ -25,6 +25,7 @@ mod models;
 mod openai_sdk;
 mod passthrough;
 mod real_model;
+mod responses;
 mod sessions_redis;
 mod slow_clients;
 mod streaming;

@@ -1,0 +1,57 @@
+//! The Responses surface: `POST /v1/responses` over the one tool loop,
+//! whatever the upstream speaks (it is asked in chat-completions terms).
+//!
+//! | file | owns |
+//! | --- | --- |
+//! | `request` | the request body, checked field by field |
+//! | `decode` | the request (and the stored conversation) in the loop's terms: messages, tools, selection, approvals |
+//! | `output` | the response object and its output items |
+//! | `stream` | the loop's events as Responses stream events |
+//! | `record` | what a stored response keeps, for `previous_response_id` and `GET` |
+//!
+//! Tool ownership as on the chat path: the client's `function` tools come
+//! back as `function_call` items; MCP tools run in the proxy and show as
+//! `mcp_call` items; a call that needs approval ends the response with an
+//! `mcp_approval_request` item, and the next request's
+//! `mcp_approval_response` runs it (or tells the model it was denied).
+
+pub mod decode;
+pub mod output;
+pub mod record;
+pub mod request;
+pub mod stream;
+
+use serde_json::Value;
+
+use crate::mcp::Catalog;
+use crate::tool_loop::calls_filled;
+use crate::tool_loop::Answer;
+use decode::{approval_request_id, Decoded};
+use record::{Awaiting, Stored};
+
+/// What is stored of a finished response.
+pub fn record(decoded: &Decoded, answer: &Answer, response: &Value, catalog: &Catalog) -> Stored {
+    let mut conversation = decoded.conversation.clone();
+    calls_filled(&mut conversation, &answer.tool_runs);
+    conversation.extend(answer.transcript.iter().cloned());
+    let awaiting = answer
+        .awaiting_approval
+        .iter()
+        .map(|call| {
+            let (server, name) = output::tool_of(catalog, &call.function.name);
+            Awaiting {
+                request_id: approval_request_id(&call.id),
+                server_label: server.to_string(),
+                name: name.to_string(),
+                call: call.clone(),
+            }
+        })
+        .collect();
+    Stored {
+        response: response.clone(),
+        input_items: decoded.input_items.clone(),
+        conversation,
+        listed: decoded.listed.clone(),
+        awaiting,
+    }
+}
