@@ -311,11 +311,22 @@ fn servers_in_play(catalog: &Catalog, selection: Option<&Selection>) -> Vec<Stri
     }
 }
 
-/// An input item with an id (the client may have sent none).
+/// An input item as `input_items` lists it: with an id (the client may
+/// have sent none), a message's text as a content part.
 fn with_id(item: &Value) -> Value {
     let mut item = item.clone();
+    let kind = item.get("type").and_then(Value::as_str).unwrap_or("message").to_string();
+    item["type"] = json!(kind);
+    if kind == "message" {
+        if let Some(text) = item.get("content").and_then(Value::as_str).map(str::to_string) {
+            let part = if item["role"] == "assistant" { "output_text" } else { "input_text" };
+            item["content"] = json!([{"type": part, "text": text}]);
+        }
+        if item.get("status").is_none() {
+            item["status"] = json!("completed");
+        }
+    }
     if item.get("id").and_then(Value::as_str).is_none() {
-        let kind = item.get("type").and_then(Value::as_str).unwrap_or("message").to_string();
         let prefix = match kind.as_str() {
             "message" => "msg",
             "function_call_output" => "fco",
@@ -323,7 +334,6 @@ fn with_id(item: &Value) -> Value {
             _ => "item",
         };
         item["id"] = json!(format!("{prefix}_{}", uuid::Uuid::new_v4().simple()));
-        item["type"] = json!(kind);
     }
     item
 }

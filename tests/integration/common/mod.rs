@@ -200,3 +200,19 @@ pub async fn sse_data(resp: reqwest::Response) -> Vec<String> {
         .filter_map(|event| event.lines().find_map(|l| l.strip_prefix("data: ")).map(str::to_string))
         .collect()
 }
+
+/// Runs `tests/python/SCRIPT` with `args` in the test environment's Python
+/// (the real SDKs) and returns the JSON object it printed; fails with its
+/// stderr when it exits non-zero.
+pub async fn run_python(script: &str, args: &[&str]) -> serde_json::Value {
+    let path = format!("{}/tests/python/{script}", env!("CARGO_MANIFEST_DIR"));
+    let out = tokio::process::Command::new(python())
+        .arg(&path)
+        .args(args)
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("python could not run {script}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{script} {args:?} failed:\n{}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
