@@ -26,6 +26,7 @@ mod openai_sdk;
 mod passthrough;
 mod real_model;
 mod responses;
+mod responses_agents;
 mod responses_sdk;
 mod sessions_redis;
 mod slow_clients;
