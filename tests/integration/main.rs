@@ -28,6 +28,7 @@ mod real_model;
 mod responses;
 mod responses_agents;
 mod responses_sdk;
+mod responses_state;
 mod sessions_redis;
 mod slow_clients;
 mod streaming;

@@ -1,45 +1,12 @@
 //! A third-party MCP server from the npm registry,
 //! `@modelcontextprotocol/server-everything`, over all three transports.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::common::free_port;
-use crate::common::mcp::{everything_js, hub, quick_settings};
+use crate::common::mcp::{everything_js, hub, quick_settings, start_everything};
 use mcp_chat_proxy::mcp::Phase;
 use serde_json::json;
-
-struct Node(Child);
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts server-everything in `mode` on a free port and waits until it says it listens.
-fn start_everything(mode: &str, port: u16) -> Node {
-    let mut child = Command::new("node")
-        .args([everything_js().as_str(), mode])
-        .env("PORT", port.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("node: {e}"));
-    let stderr = child.stderr.take().unwrap_or_else(|| panic!("no stderr"));
-    let mut lines = BufReader::new(stderr).lines();
-    loop {
-        let line = lines.next().unwrap_or_else(|| panic!("server-everything exited")).unwrap_or_default();
-        if line.contains(&port.to_string()) {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    Node(child)
-}
 
 async fn check_echo(servers: serde_json::Value) {
     let settings = mcp_chat_proxy::mcp::HubSettings { startup_wait: Duration::from_secs(30), ..quick_settings() };

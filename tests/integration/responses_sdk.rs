@@ -41,7 +41,10 @@ async fn create_with_an_mcp_tool_carries_the_call_output() {
     mock.push(Reply::chat("It is 42."));
     let out = sdk(&proxy, "create_mcp", None).await;
     assert_eq!(out["items"], json!(["mcp_list_tools", "mcp_call", "message"]));
-    assert_eq!((&out["call_output"], &out["call_name"], &out["call_server"]), (&json!("42"), &json!("add"), &json!("test")));
+    assert_eq!(
+        (&out["call_output"], &out["call_name"], &out["call_server"]),
+        (&json!("42"), &json!("add"), &json!("test"))
+    );
     assert_eq!(out["listed"], json!(["add", "echo"]));
     assert_eq!(out["text"], "It is 42.");
 }
@@ -85,8 +88,12 @@ async fn a_client_function_tool_answered_through_previous_response_id() {
     assert_eq!((&out["call_name"], &out["call_args"]), (&json!("weather"), &json!({"city": "Oslo"})));
     assert_eq!(out["text"], "Cold: -5 C.");
     let sent = mock.requests()[1].json();
-    assert_eq!(sent["messages"].as_array().and_then(|m| m.last()), Some(&json!({"role": "tool", "content": "-5 C in Oslo", "tool_call_id": "call_w"})));
-    let names: Vec<&str> = sent["tools"].as_array().into_iter().flatten().filter_map(|t| t["function"]["name"].as_str()).collect();
+    assert_eq!(
+        sent["messages"].as_array().and_then(|m| m.last()),
+        Some(&json!({"role": "tool", "content": "-5 C in Oslo", "tool_call_id": "call_w"}))
+    );
+    let names: Vec<&str> =
+        sent["tools"].as_array().into_iter().flatten().filter_map(|t| t["function"]["name"].as_str()).collect();
     assert!(names.contains(&"weather") && names.contains(&"echo"), "the client's tool beside the catalog: {names:?}");
 }
 

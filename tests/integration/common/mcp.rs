@@ -149,3 +149,36 @@ pub async fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> boo
     }
     cond()
 }
+
+/// A `server-everything` child process; killed when dropped.
+pub struct Node(std::process::Child);
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts server-everything in `mode` (`sse`, `streamableHttp`) on `port`
+/// and waits until it says it listens.
+pub fn start_everything(mode: &str, port: u16) -> Node {
+    let mut child = Command::new("node")
+        .args([everything_js().as_str(), mode])
+        .env("PORT", port.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("node: {e}"));
+    let stderr = child.stderr.take().unwrap_or_else(|| panic!("no stderr"));
+    let mut lines = BufReader::new(stderr).lines();
+    loop {
+        let line = lines.next().unwrap_or_else(|| panic!("server-everything exited")).unwrap_or_default();
+        if line.contains(&port.to_string()) {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    Node(child)
+}
