@@ -403,3 +403,144 @@ async fn bad_input_is_a_400_naming_the_field() {
     }
     assert!(mock.requests().is_empty());
 }
+
+async fn post_with(proxy: &Proxy, body: Value, headers: &[(&str, &str)]) -> (u16, Value) {
+    let mut req = common::client().post(format!("{}/responses", proxy.base_url())).json(&body);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let r = req.send().await.unwrap_or_else(|e| panic!("POST /v1/responses: {e}"));
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or_default())
+}
+
+#[tokio::test]
+async fn prompt_mode_runs_the_same_loop_behind_responses() {
+    let mock = MockUpstream::start().await;
+    let proxy = proxy_with_tools(&mock);
+    mock.push(Reply::chat(r#"{"tool": "add", "arguments": {"a": 2, "b": 3}}"#));
+    mock.push(Reply::chat("It is 5."));
+    let (status, r) = post_with(&proxy, json!({"model": "m", "input": "2+3?"}), &[("x-mcp-tool-mode", "prompt")]).await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(item_types(&r), ["mcp_list_tools", "mcp_call", "message"], "{r}");
+    assert_eq!(r["output"][1]["output"], "5");
+    assert_eq!(output_text(&r), "It is 5.", "the call's JSON is not shown as text");
+    let first = mock.requests()[0].json();
+    assert!(first.get("tools").is_none(), "prompt mode sends no tools field");
+    assert!(first["messages"][0]["content"].as_str().is_some_and(|s| s.contains("add")));
+}
+
+#[tokio::test]
+async fn a_keys_allow_list_narrows_what_responses_lists_offers_and_forces() {
+    let file = common::scratch::ScratchFile::new(
+        "keys.toml",
+        "[[key]]\nname = \"limited\"\nkey = \"limited-key-0009\"\ntools = [\"test__echo\"]\n",
+    );
+    let mock = MockUpstream::start().await;
+    let proxy = start_proxy_with_tools(&mock.base_url(), "echo,add", &[("AUTH_KEYS_FILE", file.as_str())]);
+    mock.push(Reply::chat("ok"));
+    let auth = [("authorization", "Bearer limited-key-0009")];
+    let mcp = json!({"type": "mcp", "server_label": "test", "require_approval": "never"});
+    let (status, r) = post_with(&proxy, json!({"model": "m", "input": "x", "tools": [mcp.clone()]}), &auth).await;
+    assert_eq!(status, 200, "{r}");
+    let listed: Vec<&str> =
+        r["output"][0]["tools"].as_array().into_iter().flatten().filter_map(|t| t["name"].as_str()).collect();
+    assert_eq!(listed, ["echo"]);
+    let offered: Vec<String> = mock.requests()[0].json()["tools"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["function"]["name"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(offered, ["echo"]);
+    let force = json!({"type": "mcp", "server_label": "test", "name": "add"});
+    let (status, r) =
+        post_with(&proxy, json!({"model": "m", "input": "x", "tools": [mcp], "tool_choice": force}), &auth).await;
+    assert_eq!((status, r["error"]["param"].as_str()), (400, Some("tool_choice")), "{r}");
+    let (status, _) = post_with(&proxy, json!({"model": "m", "input": "x"}), &[]).await;
+    assert_eq!(status, 401, "keys apply to /v1/responses");
+}
+
+#[tokio::test]
+async fn reasoning_text_becomes_a_reasoning_item_streamed_and_not() {
+    for stream in [false, true] {
+        let mock = MockUpstream::start().await;
+        let proxy = start_proxy(&mock.base_url(), &[]);
+        if stream {
+            mock.push(
+                Reply::sse()
+                    .event(chunk(json!({"role": "assistant", "reasoning_content": "Think"}), None))
+                    .event(chunk(json!({"reasoning_content": "ing."}), None))
+                    .event(chunk(json!({"content": "Answer."}), None))
+                    .event(chunk(json!({}), Some("stop")))
+                    .done(),
+            );
+        } else {
+            let mut body = crate::common::mock_upstream::completion("Answer.");
+            body["choices"][0]["message"]["reasoning_content"] = json!("Thinking.");
+            mock.push(Reply::json(200, body));
+        }
+        let body = json!({"model": "m", "input": "why?"});
+        let r = if stream {
+            let events = post_stream(&proxy, body).await;
+            assert!(types(&events).contains(&"response.reasoning_text.delta"));
+            events.last().map(|e| e["response"].clone()).unwrap_or_default()
+        } else {
+            post(&proxy, body).await.1
+        };
+        assert_eq!(item_types(&r), ["reasoning", "message"], "stream {stream}: {r}");
+        assert_eq!(r["output"][0]["content"][0], json!({"type": "reasoning_text", "text": "Thinking."}));
+        assert_eq!(output_text(&r), "Answer.");
+    }
+}
+
+#[tokio::test]
+async fn a_streamed_client_function_call_has_its_argument_events() {
+    let mock = MockUpstream::start().await;
+    let proxy = proxy_with_tools(&mock);
+    mock.push(Reply::tool_calls_stream(&[("fc1", "weather", json!({"city": "Oslo"}))]));
+    let fun = json!({"type": "function", "name": "weather", "parameters": {"type": "object", "properties": {}}});
+    let events = post_stream(&proxy, json!({"model": "m", "input": "x", "tools": [fun]})).await;
+    let t = types(&events);
+    assert!(
+        t.contains(&"response.function_call_arguments.delta") && t.contains(&"response.function_call_arguments.done"),
+        "{t:?}"
+    );
+    let last = &events[events.len() - 1]["response"];
+    let call = &last["output"][1];
+    assert_eq!(
+        (call["type"].as_str(), call["call_id"].as_str(), call["name"].as_str()),
+        (Some("function_call"), Some("fc1"), Some("weather"))
+    );
+    assert_eq!(mock.requests().len(), 1, "the client's call goes back to the client");
+}
+
+#[tokio::test]
+async fn without_tools_in_play_pass_through_sends_responses_to_the_upstream_unchanged() {
+    let mock = MockUpstream::start().await;
+    let proxy = start_proxy(&mock.base_url(), &[("RESPONSES_PASSTHROUGH_WITHOUT_TOOLS", "true")]);
+    mock.push(Reply::json(200, json!({"id": "resp_upstream", "object": "response", "output": []})));
+    mock.push(Reply::json(200, json!({"id": "resp_upstream", "object": "response"})));
+    let body = json!({"model": "m", "input": "hi", "tools": [{"type": "web_search"}]});
+    let (status, r) = post(&proxy, body.clone()).await;
+    assert_eq!((status, r["id"].as_str()), (200, Some("resp_upstream")));
+    let seen = mock.requests();
+    assert_eq!(seen[0].path, "/v1/responses");
+    assert_eq!(seen[0].json(), body, "unchanged");
+    let got = common::get_json(&format!("{}/responses/resp_upstream", proxy.base_url())).await;
+    assert_eq!(got["id"], "resp_upstream", "an id the proxy does not hold is the upstream's");
+    assert_eq!(mock.requests()[1].path, "/v1/responses/resp_upstream");
+}
+
+#[tokio::test]
+async fn stored_responses_expire_with_the_session_ttl() {
+    let mock = MockUpstream::start().await;
+    let proxy = start_proxy(&mock.base_url(), &[("SESSION_TTL_SECONDS", "1")]);
+    mock.push(Reply::chat("Hello."));
+    let (_, r) = post(&proxy, json!({"model": "m", "input": "Hi"})).await;
+    let url = format!("{}/responses/{}", proxy.base_url(), r["id"].as_str().unwrap_or_default());
+    assert_eq!(common::get_json(&url).await["id"], r["id"]);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let gone = common::client().get(&url).send().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(gone.status(), 404, "expired");
+}
