@@ -544,3 +544,18 @@ async fn stored_responses_expire_with_the_session_ttl() {
     let gone = common::client().get(&url).send().await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(gone.status(), 404, "expired");
 }
+
+#[tokio::test]
+async fn an_mcp_tool_without_require_approval_asks_first_as_openai_does() {
+    let mock = MockUpstream::start().await;
+    let proxy = proxy_with_tools(&mock);
+    mock.push(Reply::tool_calls(&[("c1", "echo", json!({"text": "x"}))]));
+    let tool = json!({"type": "mcp", "server_label": "test"});
+    let (_, r) = post(&proxy, json!({"model": "m", "input": "x", "tools": [tool]})).await;
+    assert_eq!(item_types(&r), ["mcp_list_tools", "mcp_approval_request"], "{r}");
+    // Without any mcp tool the key's catalog runs as on the chat path, unasked.
+    mock.push(Reply::tool_calls(&[("c2", "echo", json!({"text": "y"}))]));
+    mock.push(Reply::chat("y"));
+    let (_, r) = post(&proxy, json!({"model": "m", "input": "x"})).await;
+    assert_eq!(item_types(&r), ["mcp_list_tools", "mcp_call", "message"], "{r}");
+}
