@@ -90,4 +90,6 @@ def summary(raw):
     incl = function_costs(raw, "proxy", "incl")
     ours = {k: v for k, v in incl.items() if "mcp_chat_proxy" in k}
     out["ours_inclusive"] = sorted(ours.items(), key=lambda kv: -kv[1])[:12]
+    # One MCP round, on chat completions and on the Responses API (cg_loop).
+    out["loop"] = {api: per_request(raw, f"loop_{api}") for api in ["chat", "responses"]}
     return out

@@ -211,7 +211,7 @@ def s6(raw):
     return out
 
 
-S5_CASES = ["direct", "off", "native", "prompt", "round", "up1", "up2"]
+S5_CASES = ["direct", "off", "native", "prompt", "round", "responses", "up1", "up2"]
 
 
 def _oha_ms(path):
@@ -248,6 +248,11 @@ def s5(raw):
                 out[case]["added_p50"] = added(per_rep[case][0], per_rep["off"][0])
                 out[case]["added_p99"] = added(per_rep[case][1], per_rep["off"][1])
                 out[case]["ratio_p50"] = _ratio(per_rep[case][0], per_rep["off"][0])
+    if "responses" in per_rep and "round" in per_rep:
+        # The Responses surface over the same one-round request on chat completions.
+        out["responses"]["added_p50"] = added(per_rep["responses"][0], per_rep["round"][0])
+        out["responses"]["added_p99"] = added(per_rep["responses"][1], per_rep["round"][1])
+        out["responses"]["ratio_p50"] = _ratio(per_rep["responses"][0], per_rep["round"][0])
     if "off" in per_rep and "direct" in per_rep:
         out["off"]["added_p50"] = added(per_rep["off"][0], per_rep["direct"][0])
         out["off"]["added_p99"] = added(per_rep["off"][1], per_rep["direct"][1])

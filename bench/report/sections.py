@@ -165,6 +165,18 @@ def cg_section(cg, params):
         lines += ["", "Our own functions, inclusive of what they call, per request:", "",
                   "| function | instructions per request |", "| --- | ---: |"]
         lines += [f"| `{name[:110]}` | {cost:,.0f} |" for name, cost in cg["ours_inclusive"] if cost > 0]
+    loop = cg.get("loop") or {}
+    chat, resp = loop.get("chat"), loop.get("responses")
+    if chat or resp:
+        lines += ["", "One MCP round (scenario 5's request: two upstream calls and one `echo` call on the test MCP "
+                  "server over stdio), on each API: the proxy process only (the MCP server is not traced); "
+                  f"{(chat or resp)['n_lo']} and {(chat or resp)['n_hi']} requests. The Responses request also "
+                  "stores the response (SQLite, `store: true` being the default).", "",
+                  "| request | per request | ÷ chat completions |", "| --- | ---: | ---: |"]
+        for label, r in [("`/v1/chat/completions`, one tool round", chat), ("`/v1/responses`, the same round", resp)]:
+            if r:
+                rel = ratio(r["per_request"] / chat["per_request"]) if chat else "–"
+                lines.append(f"| {label} | {r['per_request']:,.0f} | {rel} |")
     return lines + [""]
 
 
@@ -222,6 +234,7 @@ def s5_section(s5, params):
         "native": "proxy, `x-mcp-tool-mode: native`, no tool needed",
         "prompt": "proxy, `x-mcp-tool-mode: prompt`, no tool needed",
         "round": "proxy, native, **one tool round**",
+        "responses": "proxy, `/v1/responses`, **the same tool round** (added: over the round above)",
         "up1": "direct: the round's first upstream call",
         "up2": "direct: the round's second upstream call",
     }

@@ -114,22 +114,23 @@ s4_memory() {
 # takes one tool round; and, direct to the mock, the plain request and the
 # round's two upstream calls.
 s5_tool_loop() {
-  local rep=$1 case url body
+  local rep=$1 case url body path
   local -a headers
-  for case in direct off native prompt round up1 up2; do
-    url=${URL[proxy_mcp]} body=$BODY_1K headers=()
+  for case in direct off native prompt round responses up1 up2; do
+    url=${URL[proxy_mcp]} body=$BODY_1K headers=() path=$CHAT
     case $case in
       direct) url=${URL[direct]} ;;
       off) headers=(-H 'x-mcp-tools: off') ;;
       native) headers=(-H 'x-mcp-tool-mode: native') ;;
       prompt) headers=(-H 'x-mcp-tool-mode: prompt') ;;
       round) body=$BODY_TOOL headers=(-H 'x-mcp-tool-mode: native') ;;
+      responses) body=$BODY_RESP headers=(-H 'x-mcp-tool-mode: native') path=$RESPONSES ;;
       up1) url=${URL[direct]} body=$BODY_TOOL ;;
       up2) url=${URL[direct]} body=$BODY_TOOL_2 ;;
     esac
     mkdir -p "$RAW/s5/$case"
     "${LOAD_CPU[@]}" oha -n "$S5_N" -c 1 --no-tui --worker-threads 1 -m POST -T application/json -H "$AUTH" \
-      "${headers[@]}" -d "$body" --output-format csv -o "$RAW/s5/$case/rep$rep.csv" "$url$CHAT"
+      "${headers[@]}" -d "$body" --output-format csv -o "$RAW/s5/$case/rep$rep.csv" "$url$path"
   done
 }
 
@@ -144,6 +145,21 @@ s6_mcp_calls() {
   "$BIN/mcp_calls" --server "$MCP_SERVER_BIN" --calls "$S6_CALLS" --secs "$S6_SECS" \
     --concurrency "$S6_CONCURRENCY" --threads "$THREADS" >"$RAW/s6/rep$rep.jsonl" 2>>"$OUT/logs/mcp_calls.log" ||
     die "scenario 6 failed (log: $OUT/logs/mcp_calls.log)"
+}
+
+# Instructions per request of one MCP round (scenario 5's round and
+# responses cases): the proxy with the test MCP server under callgrind
+# serves N of them, on chat completions or the Responses API (which also
+# stores each response in SQLite, as its default store: true does). Only
+# the proxy process is counted, not the MCP server it starts.
+cg_loop() {
+  local api=$1 n=$2 file=$RAW/callgrind/loop_$1-$2.out body=$BODY_TOOL path=$CHAT
+  if [[ $api == responses ]]; then body=$BODY_RESP path=$RESPONSES; fi
+  mkdir -p "$RAW/callgrind"
+  THREADS=$CG_THREADS start_proxy_mcp valgrind --tool=callgrind --callgrind-out-file="$file" --dump-instr=no
+  oha -n "$n" -c 1 --no-tui --worker-threads 1 -m POST -T application/json -H "$AUTH" -H 'x-mcp-tool-mode: native' \
+    -d "$body" --output-format json "${URL[proxy_mcp]}$path" >"$RAW/callgrind/loop_$api-$n.oha.json"
+  stop proxy_mcp INT
 }
 
 # Instructions per proxied request: the target under callgrind serves N

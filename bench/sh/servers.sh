@@ -125,6 +125,8 @@ start_litellm() {
 
 # Scenario 5's proxy: the same binary and conf/, on its own port, with the
 # test MCP server (stdio, the echo tool only) as its one MCP server.
+# start_proxy_mcp [WRAPPER...]: the proxy with the test MCP server, checked
+# to finish one tool round on both APIs.
 start_proxy_mcp() {
   local servers=$OUT/mcp_servers.json
   printf '{"mcpServers": {"t": {"command": "%s", "args": ["stdio", "--tools", "echo"]}}}\n' \
@@ -133,15 +135,19 @@ start_proxy_mcp() {
   # PROXY_EXTRA_ENV: settings a caller adds (bench/soak's SOAK_PROXY_ENV).
   PROXY_ENV+=(PORT="$PROXY_MCP_PORT" MCP_SERVERS_CONFIG="$servers" ${PROXY_EXTRA_ENV[@]+"${PROXY_EXTRA_ENV[@]}"})
   pushd "$SCRATCH" >/dev/null || die "no scratch directory $SCRATCH"
-  start_bg proxy_mcp "${SERVER_CPU[@]}" env -i "${PROXY_ENV[@]}" "$PROXY_BIN"
+  start_bg proxy_mcp "${SERVER_CPU[@]}" env -i "${PROXY_ENV[@]}" "$@" "$PROXY_BIN"
   popd >/dev/null || die "popd"
   URL[proxy_mcp]=http://127.0.0.1:$PROXY_MCP_PORT
-  wait_tcp "$PROXY_MCP_PORT" 60 proxy_mcp
+  wait_tcp "$PROXY_MCP_PORT" 120 proxy_mcp
   local answer
-  answer=$(curl -s --max-time 30 -H "$AUTH" -H 'content-type: application/json' -H 'x-mcp-tool-mode: native' \
+  answer=$(curl -s --max-time 60 -H "$AUTH" -H 'content-type: application/json' -H 'x-mcp-tool-mode: native' \
     -d "$BODY_TOOL" "${URL[proxy_mcp]}$CHAT") || true
   [[ $answer == *'"finish_reason":"stop"'* ]] ||
     die "the proxy with an MCP server did not finish a tool round: ${answer:0:300} (log: $OUT/logs/proxy_mcp.log)"
+  answer=$(curl -s --max-time 60 -H "$AUTH" -H 'content-type: application/json' -H 'x-mcp-tool-mode: native' \
+    -d "$BODY_RESP" "${URL[proxy_mcp]}$RESPONSES") || true
+  [[ $answer == *'"type":"mcp_call"'* && $answer == *'"status":"completed"'* ]] ||
+    die "the proxy did not finish a tool round on /v1/responses: ${answer:0:300} (log: $OUT/logs/proxy_mcp.log)"
 }
 
 # shellcheck disable=SC2119 # unwrapped on purpose

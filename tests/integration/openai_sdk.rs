@@ -5,7 +5,7 @@ use crate::common;
 
 use std::time::Duration;
 
-use crate::common::mock_upstream::{chunk, MockUpstream, Reply};
+use crate::common::mock_upstream::{MockUpstream, Reply};
 use crate::common::start_proxy;
 use serde_json::{json, Value};
 
@@ -76,12 +76,7 @@ async fn upstream_429_is_the_sdks_rate_limit_error() {
 async fn a_stream_cut_by_the_upstream_makes_the_sdk_raise() {
     let mock = MockUpstream::start().await;
     let proxy = start_proxy(&mock.base_url(), &[]);
-    mock.push(
-        Reply::sse()
-            .event(chunk(json!({"role": "assistant", "content": "half an"}), None))
-            .sleep(Duration::from_millis(30))
-            .drop_connection(),
-    );
+    mock.push(Reply::cut_stream("half an"));
     let out = sdk(&proxy.base_url(), "stream_error").await;
     // The transparent path cuts the connection (no final chunk): the SDK's connection error.
     assert_eq!(out["raised"], "APIConnectionError", "the SDK accepted a truncated stream: {out}");
@@ -122,12 +117,7 @@ async fn an_upstream_failure_after_a_tool_round_makes_the_sdk_raise() {
     let mock = MockUpstream::start().await;
     let proxy = proxy_with_tools(&mock);
     mock.push(Reply::tool_calls_stream(&[("c1", "echo", json!({"text": "x"}))]));
-    mock.push(
-        Reply::sse()
-            .event(chunk(json!({"role": "assistant", "content": "half an"}), None))
-            .sleep(Duration::from_millis(30))
-            .drop_connection(),
-    );
+    mock.push(Reply::cut_stream("half an"));
     let out = sdk(&proxy.base_url(), "stream_error").await;
     // The tool loop ends the stream with an error event: the SDK raises it as an APIError.
     assert_eq!(out["raised"], "APIError", "the SDK accepted a truncated stream: {out}");

@@ -357,12 +357,7 @@ async fn a_failure_after_the_first_byte_is_response_failed() {
     let mock = MockUpstream::start().await;
     let proxy = proxy_with_tools(&mock);
     mock.push(Reply::tool_calls_stream(&[("c1", "echo", json!({"text": "x"}))]));
-    mock.push(
-        Reply::sse()
-            .event(chunk(json!({"role": "assistant", "content": "half an"}), None))
-            .sleep(Duration::from_millis(30))
-            .drop_connection(),
-    );
+    mock.push(Reply::cut_stream("half an"));
     let events = post_stream(&proxy, json!({"model": "m", "input": "x"})).await;
     let last = events.last().cloned().unwrap_or_default();
     assert_eq!(last["type"], "response.failed", "{:?}", types(&events));

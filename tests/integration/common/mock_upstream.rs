@@ -152,6 +152,15 @@ impl Reply {
         r
     }
 
+    /// A stream that sends `text` as its first chunk, then breaks off
+    /// without a final chunk or `[DONE]`.
+    pub fn cut_stream(text: &str) -> Self {
+        Self::sse()
+            .event(chunk(json!({"role": "assistant", "content": text}), None))
+            .sleep(Duration::from_millis(30))
+            .drop_connection()
+    }
+
     pub fn drop_connection(mut self) -> Self {
         self.steps.push(Step::Drop);
         self
