@@ -19,7 +19,6 @@ use crate::mcp::Catalog;
 use crate::sessions::owner_of;
 use crate::surfaces::responses::decode::{self, Decoded};
 use crate::surfaces::responses::output::{self, Meta};
-use crate::surfaces::responses::record as stored_record;
 use crate::surfaces::responses::record::Stored;
 use crate::surfaces::responses::request::{self, Request};
 use crate::surfaces::responses::stream::ResponsesStream;
@@ -218,7 +217,7 @@ pub async fn item(gate: &Gate, session: &mut Session, ctx: &mut RequestCtx) -> R
             Err(e) => Answer::error(&store_error(e)),
         }
     } else {
-        match stored_record::Stored::from_json(&text) {
+        match Stored::from_json(&text) {
             Some(record) if items => Answer::json(200, input_items(&record, session.req_header().uri.query())),
             Some(record) => Answer::json(200, record.response),
             None => Answer::error(&ProxyError::Internal(format!("stored response {id} is unreadable"))),

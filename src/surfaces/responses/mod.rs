@@ -4,7 +4,9 @@
 //! | file | owns |
 //! | --- | --- |
 //! | `request` | the request body, checked field by field |
-//! | `decode` | the request (and the stored conversation) in the loop's terms: messages, tools, selection, approvals |
+//! | `decode` | the request (and the stored conversation) in the loop's terms |
+//! | `input` | input items → chat messages; approval requests and answers |
+//! | `tools` | `tools` and `tool_choice`: chat tools, the MCP selection, approval rules |
 //! | `output` | the response object and its output items |
 //! | `stream` | the loop's events as Responses stream events |
 //! | `record` | what a stored response keeps, for `previous_response_id` and `GET` |
@@ -16,10 +18,12 @@
 //! `mcp_approval_response` runs it (or tells the model it was denied).
 
 pub mod decode;
+pub mod input;
 pub mod output;
 pub mod record;
 pub mod request;
 pub mod stream;
+pub mod tools;
 
 use serde_json::Value;
 
