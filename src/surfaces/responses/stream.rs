@@ -265,3 +265,83 @@ impl StreamEncoder for ResponsesStream {
         (!out.is_empty()).then(|| Bytes::from(out))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::mcp::catalog::ServerTool;
+    use crate::tool_loop::events::{Delta, Identity};
+
+    fn catalog() -> Arc<Catalog> {
+        let echo = ServerTool { name: "echo".into(), description: "Echo".into(), input_schema: json!({}) };
+        let known: BTreeMap<String, Vec<ServerTool>> = [("t".to_string(), vec![echo])].into();
+        Catalog::build(&known, &["t"])
+    }
+
+    fn parse(bytes: &[Bytes]) -> Vec<Value> {
+        let text: String = bytes.iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect();
+        text.split("\n\n")
+            .filter(|e| !e.trim().is_empty() && !e.starts_with(':'))
+            .map(|e| {
+                let (kind, data) = e.split_once('\n').unwrap_or_default();
+                let v: Value = serde_json::from_str(data.trim_start_matches("data: ")).unwrap_or_default();
+                assert_eq!(kind.trim_start_matches("event: "), v["type"], "the event line names the data's type");
+                v
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_tool_round_streams_as_items_and_completes_with_the_output_as_streamed() {
+        let req = super::super::request::Request { store: true, ..Default::default() };
+        let mut enc = ResponsesStream::new(Meta::new(&req, "m"), catalog(), vec!["t".into()]);
+        let call = ToolCall::new("c1", "echo", r#"{"text":"hi"}"#);
+        let delta = |round, text: &str| Event::Delta(Delta { round, text: text.into(), ..Delta::default() });
+        let events = [
+            Event::Started(Identity::default()),
+            delta(1, "Let me "),
+            delta(1, "check."),
+            Event::ToolsStarted { round: 1, calls: vec![call.clone()] },
+            Event::Waiting { what: "tool echo running".into() },
+            Event::ToolFinished {
+                round: 1,
+                call_id: "c1".into(),
+                name: "echo".into(),
+                output: "hi".into(),
+                is_error: false,
+                elapsed: Duration::ZERO,
+            },
+            delta(2, "It said hi."),
+        ];
+        let mut bytes: Vec<Bytes> = events.iter().filter_map(|e| enc.event(e)).collect();
+        let answer = Answer { texts: vec!["Let me check.".into(), "It said hi.".into()], ..Answer::default() };
+        let (response, last) = enc.finish(&answer);
+        bytes.push(last);
+        let parsed = parse(&bytes);
+        for (i, e) in parsed.iter().enumerate() {
+            assert_eq!(e["sequence_number"], json!(i));
+        }
+        let kinds: Vec<&str> = parsed.iter().filter_map(|e| e["type"].as_str()).collect();
+        assert_eq!(
+            &kinds[..4],
+            [
+                "response.created",
+                "response.in_progress",
+                "response.output_item.added",
+                "response.mcp_list_tools.in_progress"
+            ]
+        );
+        assert_eq!(kinds.last(), Some(&"response.completed"));
+        let done: Vec<Value> =
+            parsed.iter().filter(|e| e["type"] == "response.output_item.done").map(|e| e["item"].clone()).collect();
+        assert_eq!(response["output"], json!(done));
+        let types: Vec<&str> = done.iter().filter_map(|i| i["type"].as_str()).collect();
+        assert_eq!(types, ["mcp_list_tools", "message", "mcp_call", "message"]);
+        assert_eq!(done[1]["content"][0]["text"], "Let me check.");
+        assert_eq!((done[2]["server_label"].as_str(), done[2]["output"].as_str()), (Some("t"), Some("hi")));
+        assert_eq!(response["status"], "completed");
+    }
+}
