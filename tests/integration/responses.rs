@@ -554,3 +554,60 @@ async fn an_mcp_tool_without_require_approval_asks_first_as_openai_does() {
     let (_, r) = post(&proxy, json!({"model": "m", "input": "x"})).await;
     assert_eq!(item_types(&r), ["mcp_list_tools", "mcp_call", "message"], "{r}");
 }
+
+#[tokio::test]
+async fn without_store_the_client_sends_the_items_back_and_the_conversation_continues() {
+    let mock = MockUpstream::start().await;
+    let proxy = proxy_with_tools(&mock);
+    mock.push(Reply::tool_calls(&[("c1", "add", json!({"a": 1, "b": 2}))]));
+    mock.push(Reply::chat("3."));
+    let user = json!({"role": "user", "content": "1+2?"});
+    let (_, first) = post(&proxy, json!({"model": "m", "input": [user.clone()], "store": false})).await;
+    mock.push(Reply::chat("6."));
+    let mut input = vec![user];
+    input.extend(first["output"].as_array().cloned().unwrap_or_default());
+    input.push(json!({"role": "user", "content": "Double it."}));
+    let (status, second) = post(&proxy, json!({"model": "m", "input": input, "store": false})).await;
+    assert_eq!(status, 200, "{second}");
+    assert_eq!(item_types(&second), ["message"], "the servers were listed in the items sent back: {second}");
+    let sent = mock.requests()[2].json();
+    let shape: Vec<Value> = sent["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| json!([m["role"], m["content"], m["tool_calls"][0]["function"]["name"]]))
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            json!(["user", "1+2?", null]),
+            json!(["assistant", "", "add"]),
+            json!(["tool", "3", null]),
+            json!(["assistant", "3.", null]),
+            json!(["user", "Double it.", null]),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_approval_answered_in_the_input_without_a_stored_response() {
+    let mock = MockUpstream::start().await;
+    let proxy = proxy_with_tools(&mock);
+    mock.push(Reply::tool_calls(&[("c1", "echo", json!({"text": "ok"}))]));
+    let tool = json!({"type": "mcp", "server_label": "test", "require_approval": "always"});
+    let user = json!({"role": "user", "content": "echo ok"});
+    let (_, first) =
+        post(&proxy, json!({"model": "m", "input": [user.clone()], "tools": [tool.clone()], "store": false})).await;
+    let request = first["output"][1].clone();
+    assert_eq!(request["type"], "mcp_approval_request", "{first}");
+    mock.push(Reply::chat("It said ok."));
+    let input = json!([user, first["output"][0], request,
+                       {"type": "mcp_approval_response", "approval_request_id": request["id"], "approve": true}]);
+    let (status, second) = post(&proxy, json!({"model": "m", "input": input, "tools": [tool], "store": false})).await;
+    assert_eq!(status, 200, "{second}");
+    assert_eq!(item_types(&second), ["mcp_call", "message"], "{second}");
+    assert_eq!(second["output"][0]["output"], "ok");
+    let sent = mock.requests()[1].json();
+    assert_eq!(sent["messages"][1]["tool_calls"][0]["function"]["name"], "echo");
+    assert_eq!(sent["messages"][2], json!({"role": "tool", "content": "ok", "tool_call_id": "c1"}));
+}
