@@ -79,17 +79,18 @@ async fn prepare(gate: &Gate, session: &mut Session, ctx: &mut RequestCtx) -> Re
         default_model: &gate.settings.default_model,
         mcp: !headers.off,
     };
-    let decoded = decode::decode(&req, previous.as_ref(), &cx)?;
+    let mut decoded = decode::decode(&req, previous.as_ref(), &cx)?;
     // What this response lists and names: the key's tools, as the request selected them.
     let catalog = match &decoded.selection {
         Some(s) => Arc::new(catalog.filtered(|t| s.permits(&t.server, &t.original))),
         None => catalog,
     };
     let meta = Meta::new(&req, &decoded.chat.model);
-    let mut job = Job::new(decoded.chat.clone(), gate.caller(session, ctx), headers.mode, decoded.mcp);
-    job.selection = decoded.selection.clone();
-    job.approval = decoded.approval.clone();
-    job.approved = decoded.approved.clone();
+    // The loop's parts of the decoded request move to the job; the rest is kept for the record.
+    let mut job = Job::new(std::mem::take(&mut decoded.chat), gate.caller(session, ctx), headers.mode, decoded.mcp);
+    job.selection = decoded.selection.take();
+    job.approval = std::mem::take(&mut decoded.approval);
+    job.approved = std::mem::take(&mut decoded.approved);
     Ok(Prepared { req, decoded, meta, catalog, owner, job })
 }
 
@@ -128,9 +129,9 @@ impl Keep<'_> {
         if !self.store {
             return Ok(());
         }
-        let record = crate::surfaces::responses::record(self.decoded, answer, response, self.catalog);
+        let record = crate::surfaces::responses::record_json(self.decoded, answer, response, self.catalog);
         let id = response["id"].as_str().unwrap_or_default();
-        self.gate.sessions.put_response(id, self.owner, &record.to_json()).await.map_err(store_error)
+        self.gate.sessions.put_response(id, self.owner, &record).await.map_err(store_error)
     }
 }
 

@@ -188,11 +188,10 @@ impl ToolLoop<'_> {
     }
 
     async fn run_selected(&self, job: &Job, events: Option<mpsc::Sender<Event>>) -> Outcome {
-        let job = job.clone();
         let mut sink = Sink::new(events);
         let pick = self.modes.pick(&job.request.model, job.mode);
         let client_names: HashSet<String> = job.request.client_tool_names().into_iter().collect();
-        let outcome = self.run_mode(&job, pick.mode, &client_names, &mut sink).await;
+        let outcome = self.run_mode(job, pick.mode, &client_names, &mut sink).await;
         match outcome {
             Outcome::Refused(e)
                 if pick.auto
@@ -202,7 +201,7 @@ impl ToolLoop<'_> {
                     && mode::refuses_tools(&e) =>
             {
                 self.modes.learn_prompt_only(&job.request.model);
-                self.run_mode(&job, ToolMode::Prompt, &client_names, &mut sink).await
+                self.run_mode(job, ToolMode::Prompt, &client_names, &mut sink).await
             }
             other => other,
         }

@@ -28,17 +28,25 @@ pub mod tools;
 use serde_json::Value;
 
 use crate::mcp::Catalog;
+use crate::openai::chat::Message;
 use crate::tool_loop::calls_filled;
 use crate::tool_loop::Answer;
 use decode::{approval_request_id, Decoded};
-use record::{Awaiting, Stored};
+use record::Awaiting;
 
-/// What is stored of a finished response.
-pub fn record(decoded: &Decoded, answer: &Answer, response: &Value, catalog: &Catalog) -> Stored {
-    let mut conversation = decoded.conversation.clone();
-    calls_filled(&mut conversation, &answer.tool_runs);
-    conversation.extend(answer.transcript.iter().cloned());
-    let awaiting = answer
+/// What is stored of a finished response, as the store keeps it (JSON).
+/// Serialised from borrows: the response and the conversation are not copied.
+pub fn record_json(decoded: &Decoded, answer: &Answer, response: &Value, catalog: &Catalog) -> String {
+    let filled;
+    let before: &[Message] = if answer.tool_runs.iter().any(|r| r.round == 0) {
+        let mut conversation = decoded.conversation.clone();
+        calls_filled(&mut conversation, &answer.tool_runs);
+        filled = conversation;
+        &filled
+    } else {
+        &decoded.conversation
+    };
+    let awaiting: Vec<Awaiting> = answer
         .awaiting_approval
         .iter()
         .map(|call| {
@@ -51,11 +59,12 @@ pub fn record(decoded: &Decoded, answer: &Answer, response: &Value, catalog: &Ca
             }
         })
         .collect();
-    Stored {
-        response: response.clone(),
-        input_items: decoded.input_items.clone(),
-        conversation,
-        listed: decoded.listed.clone(),
-        awaiting,
-    }
+    let record = record::StoredRef {
+        response,
+        input_items: &decoded.input_items,
+        conversation: before.iter().chain(&answer.transcript).collect(),
+        listed: &decoded.listed,
+        awaiting: &awaiting,
+    };
+    serde_json::to_string(&record).unwrap_or_default()
 }

@@ -38,12 +38,53 @@ pub struct Awaiting {
     pub call: ToolCall,
 }
 
-impl Stored {
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
-    }
+/// [`Stored`] as it is written, from borrows (the same JSON).
+#[derive(Serialize)]
+pub struct StoredRef<'a> {
+    pub response: &'a Value,
+    pub input_items: &'a [Value],
+    pub conversation: Vec<&'a Message>,
+    pub listed: &'a BTreeSet<String>,
+    pub awaiting: &'a [Awaiting],
+}
 
+impl Stored {
     pub fn from_json(text: &str) -> Option<Self> {
         serde_json::from_str(text).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn what_is_written_from_borrows_reads_back_whole() {
+        let response = json!({"id": "resp_1", "output": []});
+        let items = vec![json!({"type": "message", "role": "user", "content": "hi"})];
+        let user = Message::text("user", "hi");
+        let listed: BTreeSet<String> = ["t".to_string()].into();
+        let awaiting = vec![Awaiting {
+            request_id: "mcpr_c1".into(),
+            server_label: "t".into(),
+            name: "echo".into(),
+            call: ToolCall::new("c1", "echo", "{}"),
+        }];
+        let written = StoredRef {
+            response: &response,
+            input_items: &items,
+            conversation: vec![&user],
+            listed: &listed,
+            awaiting: &awaiting,
+        };
+        let text = serde_json::to_string(&written).unwrap_or_default();
+        let read = Stored::from_json(&text).unwrap_or_default();
+        assert_eq!(read.response, response);
+        assert_eq!(read.input_items, items);
+        assert_eq!(read.conversation, [user]);
+        assert_eq!(read.listed, listed);
+        assert_eq!(read.awaiting, awaiting);
     }
 }
