@@ -64,7 +64,7 @@ async fn prepare(gate: &Gate, session: &mut Session, ctx: &mut RequestCtx) -> Re
     let owner = owner_of(header(session, "authorization").as_deref());
     let previous = match &req.previous_response_id {
         Some(id) => Some(load(gate, id, &owner).await.map_err(|e| match e {
-            ProxyError::ResponseNotFound { .. } => ProxyError::bad_request(
+            ProxyError::ResponseNotFound { id } => ProxyError::bad_request(
                 format!("Previous response with id '{id}' not found."),
                 Some("previous_response_id"),
             ),
