@@ -12,16 +12,7 @@ use serde_json::{json, Value};
 /// Runs `tests/python/sdk_client.py` with `case` and returns what it printed.
 async fn sdk(base_url: &str, case: &str) -> Value {
     common::require_python_module("openai", "openai");
-    let python = common::python();
-    let script = format!("{}/tests/python/sdk_client.py", env!("CARGO_MANIFEST_DIR"));
-    let out = tokio::process::Command::new(python)
-        .args([script.as_str(), base_url, case])
-        .output()
-        .await
-        .unwrap_or_else(|e| panic!("python3 could not run: {e}"));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "sdk case {case} failed:\n{}\n{stdout}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+    common::run_python("sdk_client.py", &[base_url, case]).await
 }
 
 #[tokio::test]
