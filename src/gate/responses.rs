@@ -82,7 +82,7 @@ async fn prepare(gate: &Gate, session: &mut Session, ctx: &mut RequestCtx) -> Re
     let mut decoded = decode::decode(&req, previous.as_ref(), &cx)?;
     // What this response lists and names: the key's tools, as the request selected them.
     let catalog = match &decoded.selection {
-        Some(s) => Arc::new(catalog.filtered(|t| s.permits(&t.server, &t.original))),
+        Some(s) => Arc::new(s.narrow(&catalog)),
         None => catalog,
     };
     let meta = Meta::new(&req, &decoded.chat.model);

@@ -72,9 +72,11 @@ pub fn waiting_for_approval(step: &mut Step, catalog: &Catalog, approval: &Appro
     waiting.into_iter().map(|c| c.call).collect()
 }
 
-/// Approved calls' results, written into the `tool` messages waiting for them.
-pub fn fill_results(messages: &mut [Message], runs: &[ToolRun]) {
-    for run in runs {
+/// The results of approved calls (round 0 of `runs`), written into the
+/// `tool` messages waiting for them: by the loop for the upstream, and by a
+/// surface for the conversation it stores.
+pub fn fill_approved(messages: &mut [Message], runs: &[ToolRun]) {
+    for run in runs.iter().filter(|r| r.round == 0) {
         let slot = messages.iter_mut().find(|m| m.role == "tool" && m.tool_call_id.as_deref() == Some(&run.call.id));
         match slot {
             Some(m) => m.content = Some(Value::String(run.output.clone())),

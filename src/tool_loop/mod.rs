@@ -48,17 +48,11 @@ use crate::openai::chat::{ChatRequest, Message, ToolCall, Usage};
 use crate::settings::ModeSetting;
 pub use crate::settings::ToolLimits as Limits;
 use crate::upstream::{Caller, ChatUpstream};
+pub use calls::fill_approved;
 pub use events::{Answer, Event, Identity, Outcome};
 pub use mode::ModePolicy;
 use native::Offer;
 pub use policy::{Approval, Selection};
-
-/// Writes the results of approved calls (round 0 of `runs`) into the `tool`
-/// messages that wait for them, as the loop did for the upstream.
-pub fn calls_filled(messages: &mut [Message], runs: &[events::ToolRun]) {
-    let approved: Vec<events::ToolRun> = runs.iter().filter(|r| r.round == 0).cloned().collect();
-    calls::fill_results(messages, &approved);
-}
 use round::{Reading, Reply, RoundError};
 
 /// How tools reach the model.
@@ -234,7 +228,7 @@ impl ToolLoop<'_> {
         if !job.approved.is_empty() {
             let approved: Vec<calls::McpCall> = job.approved.iter().map(calls::McpCall::of).collect();
             let runs = calls::run_all(self.tools, &approved, 0, self.limits, sink).await?;
-            calls::fill_results(&mut messages, &runs);
+            calls::fill_approved(&mut messages, &runs);
             answer.tool_runs.extend(runs);
         }
         let mut usage: Option<Usage> = None;

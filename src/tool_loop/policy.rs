@@ -39,6 +39,11 @@ impl Selection {
         }
     }
 
+    /// The catalog of only the selected tools.
+    pub fn narrow(&self, catalog: &Catalog) -> Catalog {
+        catalog.filtered(|t| self.permits(&t.server, &t.original))
+    }
+
     pub fn servers(&self) -> impl Iterator<Item = &str> {
         self.servers.keys().map(String::as_str)
     }
@@ -50,23 +55,17 @@ pub struct Selected<'a> {
     pub selection: &'a Selection,
 }
 
-impl Selected<'_> {
-    fn selected(&self, full: &Catalog) -> Catalog {
-        full.filtered(|t| self.selection.permits(&t.server, &t.original))
-    }
-}
-
 #[async_trait]
 impl ToolRunner for Selected<'_> {
     fn catalog(&self) -> Arc<Catalog> {
-        Arc::new(self.selected(&self.inner.catalog()))
+        Arc::new(self.selection.narrow(&self.inner.catalog()))
     }
 
     async fn call(&self, name: &str, arguments: Value) -> ToolOutput {
         let full = self.inner.catalog();
         match full.get(name) {
             Some(t) if self.selection.permits(&t.server, &t.original) => self.inner.call(name, arguments).await,
-            _ => ToolOutput::error(self.selected(&full).unknown_tool(name)),
+            _ => ToolOutput::error(self.selection.narrow(&full).unknown_tool(name)),
         }
     }
 }

@@ -29,7 +29,7 @@ use serde_json::Value;
 
 use crate::mcp::Catalog;
 use crate::openai::chat::Message;
-use crate::tool_loop::calls_filled;
+use crate::tool_loop::fill_approved;
 use crate::tool_loop::Answer;
 use decode::{approval_request_id, Decoded};
 use record::Awaiting;
@@ -40,7 +40,7 @@ pub fn record_json(decoded: &Decoded, answer: &Answer, response: &Value, catalog
     let filled;
     let before: &[Message] = if answer.tool_runs.iter().any(|r| r.round == 0) {
         let mut conversation = decoded.conversation.clone();
-        calls_filled(&mut conversation, &answer.tool_runs);
+        fill_approved(&mut conversation, &answer.tool_runs);
         filled = conversation;
         &filled
     } else {
