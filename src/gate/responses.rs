@@ -10,7 +10,7 @@ use pingora::proxy::Session;
 use pingora::Result;
 use serde_json::{json, Value};
 
-use super::chat::{header, mcp_headers, read_body};
+use super::chat::{self, header, mcp_headers, read_body};
 use super::drive::{self, Driven};
 use super::respond::{self, Answer};
 use super::{Gate, RequestCtx};
@@ -145,9 +145,8 @@ async fn finish_json(
 ) -> Result<()> {
     let answer = match outcome {
         Outcome::Done(answer) => answer,
-        Outcome::Refused(e) => return drive::pass_on(gate, session, ctx, e).await,
-        Outcome::Failed(e) => return respond::send(session, ctx, &gate.settings, Answer::error(&e)).await,
-        Outcome::Gone => return Ok(()),
+        // The upstream's refusal, the proxy's error, or nothing for a client that left: as on the chat path.
+        other => return chat::finish_json(gate, session, ctx, other, |_| Value::Null).await,
     };
     let items = output::output(&answer, &keep.decoded.to_list, keep.catalog);
     let response = meta.finished(&answer, &items);
@@ -173,9 +172,8 @@ async fn finish_stream(
     }
     let answer = match outcome {
         Outcome::Done(answer) => answer,
-        Outcome::Refused(e) => return drive::pass_on(gate, session, ctx, e).await,
-        Outcome::Failed(e) => return respond::send(session, ctx, &gate.settings, Answer::error(&e)).await,
-        Outcome::Gone => return Ok(()),
+        // The upstream's refusal, the proxy's error, or nothing for a client that left: as on the chat path.
+        other => return chat::finish_json(gate, session, ctx, other, |_| Value::Null).await,
     };
     let (response, last) = encoder.finish(&answer);
     let stored = keep.put(&answer, &response).await;
