@@ -167,6 +167,8 @@ pub struct Settings {
     /// `responses.passthrough_without_tools`: a Responses request with no MCP
     /// tool in play goes to the upstream's own `/v1/responses` unchanged.
     pub responses_passthrough: bool,
+    /// `mcp_server.enabled`: `/mcp` serves the catalog to MCP clients.
+    pub mcp_server_enabled: bool,
     /// Client keys; empty: anyone may call (see README).
     pub keys: keys::Keys,
 }
@@ -306,6 +308,7 @@ impl Settings {
             upstream_retry,
             session,
             responses_passthrough: raw.responses.passthrough_without_tools,
+            mcp_server_enabled: raw.mcp_server.enabled,
             keys,
         })
     }
