@@ -10,6 +10,7 @@ mod chat_session;
 mod cors;
 mod drive;
 mod guard;
+mod mcp_serve;
 mod respond;
 mod responses;
 mod routes;
@@ -53,6 +54,8 @@ pub struct Gate {
     /// The tool mode of each request, and what `auto` learned of the upstream.
     modes: ModePolicy,
     upstream: UpstreamTarget,
+    /// `/mcp`, unless `mcp_server.enabled` is off.
+    mcp: Option<Arc<mcp_serve::McpService>>,
     in_flight: Arc<AtomicUsize>,
 }
 
@@ -107,7 +110,9 @@ impl Gate {
         let u = &settings.upstream;
         let upstream_id = format!("{}://{}{}", if u.tls { "https" } else { "http" }, u.host_header(), u.path_prefix);
         let modes = ModePolicy::new(settings.tool.clone(), upstream_id);
-        Self { settings, hub, sessions, chat_upstream, modes, upstream, in_flight: Arc::new(AtomicUsize::new(0)) }
+        let mcp = mcp_serve::service(&settings);
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        Self { settings, hub, sessions, chat_upstream, modes, upstream, mcp, in_flight }
     }
 
     /// The tools this request may see and call: the hub, narrowed to the
@@ -185,6 +190,7 @@ impl ProxyHttp for Gate {
             let given = req.headers.get("authorization").and_then(|v| v.to_str().ok());
             match auth::authenticate(&self.settings.keys, given) {
                 Some(key) => ctx.client = Some(key.clone()),
+                None if ctx.route == Route::Mcp => return mcp_serve::unauthorized(self, session, ctx).await,
                 None => {
                     respond::send(session, ctx, &self.settings, respond::Answer::error(&ProxyError::InvalidApiKey))
                         .await?;
@@ -203,13 +209,14 @@ impl ProxyHttp for Gate {
             },
             Route::ResponseItem => return responses::item(self, session, ctx).await,
             Route::ChatHistory => return chat_session::item(self, session, ctx).await,
+            Route::Mcp => return mcp_serve::serve(self, session, ctx).await,
             Route::ChatCompletions => match chat::applies(self, session, ctx) {
                 Ok(false) => return Ok(false),
                 Ok(true) => return chat::handle(self, session, ctx).await,
                 Err(e) => respond::Answer::error(&e),
             },
             Route::Preflight => return respond::preflight(session, ctx, &self.settings).await,
-            Route::Welcome => respond::Answer::json(200, routes::welcome()),
+            Route::Welcome => respond::Answer::json(200, routes::welcome(self.mcp.is_some())),
             Route::Health => respond::Answer::json(200, routes::health(&self.hub)),
             Route::NotFound | Route::MethodNotAllowed => {
                 let err = routes::route_error(ctx.route, &req.method, req.uri.path());

@@ -29,6 +29,8 @@ pub enum Route {
     Chat,
     /// `GET` / `DELETE /chat/{id}`: a session's history, or its removal.
     ChatHistory,
+    /// `POST`, `GET`, `DELETE /mcp`: the catalog as an MCP server (streamable HTTP).
+    Mcp,
     /// A path the proxy does not serve.
     NotFound,
     /// A local route with the wrong method.
@@ -47,6 +49,8 @@ impl Route {
             "/" | "/healthz" => Route::MethodNotAllowed,
             "/chat" if method == Method::POST => Route::Chat,
             "/chat" => Route::MethodNotAllowed,
+            "/mcp" if matches!(*method, Method::POST | Method::GET | Method::DELETE) => Route::Mcp,
+            "/mcp" => Route::MethodNotAllowed,
             p if p.starts_with("/chat/") && p.len() > 6 => match *method {
                 Method::GET | Method::DELETE => Route::ChatHistory,
                 _ => Route::MethodNotAllowed,
@@ -92,12 +96,17 @@ pub fn request_id(given: Option<&HeaderValue>) -> String {
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }
 
-pub fn welcome() -> Value {
+/// `mcp`: whether `/mcp` is served (`mcp_server.enabled`).
+pub fn welcome(mcp: bool) -> Value {
+    let mut endpoints = vec!["/v1/chat/completions", "/v1/responses", "/v1/models", "/chat", "/healthz"];
+    if mcp {
+        endpoints.push("/mcp");
+    }
     json!({
         "message": "mcp-chat-proxy is running",
         "version": env!("CARGO_PKG_VERSION"),
         "openai_base_url": "/v1",
-        "endpoints": ["/v1/chat/completions", "/v1/responses", "/v1/models", "/chat", "/healthz"],
+        "endpoints": endpoints,
     })
 }
 
@@ -139,6 +148,10 @@ mod tests {
         assert_eq!(Route::classify(&Method::POST, "/v1/responses/input_tokens"), Route::Proxy);
         assert_eq!(Route::classify(&Method::GET, "/v1x"), Route::NotFound);
         assert_eq!(Route::classify(&Method::OPTIONS, "/v1/chat/completions"), Route::Preflight);
+        assert_eq!(Route::classify(&Method::POST, "/mcp"), Route::Mcp);
+        assert_eq!(Route::classify(&Method::DELETE, "/mcp"), Route::Mcp);
+        assert_eq!(Route::classify(&Method::PUT, "/mcp"), Route::MethodNotAllowed);
+        assert_eq!(Route::classify(&Method::POST, "/mcp/x"), Route::NotFound);
     }
 
     #[test]
