@@ -16,7 +16,9 @@ use serde_json::{json, Value};
 use crate::common::mcp::{start_remote, test_server, url};
 use crate::common::mock_upstream::{MockUpstream, Reply};
 use crate::common::scratch::ScratchFile;
-use crate::common::{client, start_proxy, write_servers, Proxy};
+use crate::common::{
+    client, require_python_module, run_python, start_proxy, start_proxy_with_tools, write_servers, Proxy,
+};
 
 type Client = RunningService<RoleClient, ()>;
 
@@ -286,4 +288,24 @@ async fn mcp_server_enabled_off_takes_the_route_away() {
             .unwrap_or(0);
         assert_eq!(status, if served { 200 } else { 404 });
     }
+}
+
+/// Another implementation than the one the proxy is built on: the Python
+/// SDK's streamable-HTTP client, with a restricted key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_mcp_sdk_lists_and_calls_with_a_restricted_key() {
+    require_python_module("mcp", "mcp");
+    let keys = ScratchFile::new(
+        "keys.toml",
+        "[[key]]\nname = \"py\"\nkey = \"py-key-0301\"\ntools = [\"test__add\", \"test__fail\"]\n",
+    );
+    let mock = MockUpstream::start().await;
+    let proxy = start_proxy_with_tools(&mock.base_url(), "echo,add,fail,pid", &[("AUTH_KEYS_FILE", keys.as_str())]);
+    let seen = run_python("mcp_client.py", &[&format!("{}/mcp", proxy.url), "py-key-0301"]).await;
+    assert_eq!(seen["server"], "mcp-chat-proxy", "{seen}");
+    assert_eq!(seen["tools"], json!(["add", "fail"]), "{seen}");
+    assert_eq!(seen["add"], json!(["5", false]), "{seen}");
+    assert_eq!(seen["fail"], json!(["no", true]), "{seen}");
+    let refused = seen["refused"]["error"].as_str().unwrap_or_default();
+    assert!(refused.contains("unknown tool"), "pid is not the key's: {seen}");
 }
