@@ -74,6 +74,8 @@ pub struct Hub {
     pub(crate) slots: Vec<Arc<Slot>>,
     known: Mutex<BTreeMap<String, Vec<ServerTool>>>,
     catalog: RwLock<Arc<Catalog>>,
+    /// Bumped whenever the catalog changes, for those who tell clients (`/mcp`).
+    changes: watch::Sender<u64>,
     pub(crate) settings: HubSettings,
     pub(crate) parent_env: HashMap<String, String>,
     pub(crate) shutdown: CancellationToken,
@@ -121,6 +123,7 @@ impl Hub {
             slots,
             known: Mutex::new(BTreeMap::new()),
             catalog: RwLock::new(Arc::new(Catalog::default())),
+            changes: watch::channel(0).0,
             settings,
             parent_env,
             shutdown: CancellationToken::new(),
@@ -146,6 +149,11 @@ impl Hub {
     /// The current tool catalog (a cheap snapshot).
     pub fn catalog(&self) -> Arc<Catalog> {
         self.catalog.read().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// Changes whenever the catalog does; read [`Hub::catalog`] after it has.
+    pub fn catalog_changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     pub fn status(&self) -> Vec<ServerStatus> {
@@ -262,6 +270,7 @@ impl Hub {
             if c.tools() != next.tools() {
                 tracing::info!(target: "mcp", tools = next.len(), "tool catalog changed");
                 *c = next;
+                self.changes.send_modify(|g| *g += 1);
             }
         }
     }
