@@ -10,8 +10,9 @@
 //! proxy avoids (several instances share nothing but `/chat` sessions), and
 //! it would have to be bound to the key that opened it; with none, each
 //! request is authorised by its own key and nothing else. The price: no
-//! server-initiated stream, so `GET /mcp` is a 405 and no
-//! `notifications/tools/list_changed` reaches a client (it lists again).
+//! stream of a session's own, so `GET /mcp` is a 405; catalog changes reach
+//! clients that ask with `subscriptions/listen` (MCP 2026-07-28), a POST
+//! whose SSE answer streams through here.
 
 use std::sync::Arc;
 
@@ -104,7 +105,12 @@ async fn read_request(
         .body(Full::new(Bytes::from(body)))
         .map_err(|e| ProxyError::bad_request(format!("unreadable request: {e}"), None))?;
     *request.headers_mut() = head.headers.clone();
-    request.extensions_mut().insert(CallerTools(gate.tools_for(ctx)));
+    let caller = CallerTools {
+        tools: gate.tools_for(ctx),
+        changes: gate.hub.catalog_changes(),
+        draining: gate.draining.clone(),
+    };
+    request.extensions_mut().insert(caller);
     Ok(request)
 }
 

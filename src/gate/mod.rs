@@ -57,6 +57,8 @@ pub struct Gate {
     /// `/mcp`, unless `mcp_server.enabled` is off.
     mcp: Option<Arc<mcp_serve::McpService>>,
     in_flight: Arc<AtomicUsize>,
+    /// Cancelled when shutdown begins: ends what would never finish on its own.
+    draining: tokio_util::sync::CancellationToken,
 }
 
 /// Per-request state, created by pingora for every request.
@@ -112,7 +114,8 @@ impl Gate {
         let modes = ModePolicy::new(settings.tool.clone(), upstream_id);
         let mcp = mcp_serve::service(&settings);
         let in_flight = Arc::new(AtomicUsize::new(0));
-        Self { settings, hub, sessions, chat_upstream, modes, upstream, mcp, in_flight }
+        let draining = tokio_util::sync::CancellationToken::new();
+        Self { settings, hub, sessions, chat_upstream, modes, upstream, mcp, in_flight, draining }
     }
 
     /// The tools this request may see and call: the hub, narrowed to the
@@ -143,6 +146,12 @@ impl Gate {
     /// Requests being served right now (for graceful shutdown).
     pub fn in_flight(&self) -> Arc<AtomicUsize> {
         self.in_flight.clone()
+    }
+
+    /// Cancel it when shutdown begins: requests that last until the client
+    /// leaves (`/mcp` subscriptions) then end, so draining is not held up by them.
+    pub fn draining(&self) -> tokio_util::sync::CancellationToken {
+        self.draining.clone()
     }
 
     fn fallback_models(&self) -> Bytes {

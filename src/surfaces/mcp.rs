@@ -7,24 +7,37 @@
 //! HTTP request's extensions, and rmcp hands the request's parts to every
 //! handler method: so `tools/list` and `tools/call` see exactly what the chat
 //! path would offer the same key, and nothing else.
+//!
+//! Changes reach a client through `subscriptions/listen` (MCP 2026-07-28,
+//! no session needed): one `notifications/tools/list_changed` each time the
+//! caller's own view of the catalog changes, none for tools it cannot see.
 
 use std::borrow::Cow;
 use std::sync::Arc;
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, JsonObject, ListToolsResult,
-    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    PaginatedRequestParams, ServerCapabilities, ServerConfig, SubscriptionFilter, Tool,
 };
-use rmcp::service::RequestContext;
+use rmcp::service::{RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::Value;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::mcp::{CatalogTool, ToolOutput};
 use crate::tool_loop::ToolRunner;
 
-/// The tools of the request being served: the hub as the caller's key sees it.
+/// The tools of the request being served: the hub as the caller's key sees
+/// it, and the hub's signal that its catalog changed.
 #[derive(Clone)]
-pub struct CallerTools(pub Arc<dyn ToolRunner>);
+pub struct CallerTools {
+    pub tools: Arc<dyn ToolRunner>,
+    pub changes: watch::Receiver<u64>,
+    /// Cancelled when the proxy starts to drain: subscriptions end then,
+    /// or a listening client would hold the shutdown for its whole grace period.
+    pub draining: CancellationToken,
+}
 
 /// What rmcp runs for each `/mcp` request.
 #[derive(Debug, Clone, Copy, Default)]
@@ -32,13 +45,17 @@ pub struct CatalogServer;
 
 /// The caller's tools, from the request the gate built. A request without
 /// them sees no tools: failing closed, not open, if a path ever forgets them.
-fn caller_tools(context: &RequestContext<RoleServer>) -> Result<Arc<dyn ToolRunner>, ErrorData> {
+fn caller(context: &RequestContext<RoleServer>) -> Result<CallerTools, ErrorData> {
     context
         .extensions
         .get::<http::request::Parts>()
         .and_then(|parts| parts.extensions.get::<CallerTools>())
-        .map(|tools| tools.0.clone())
+        .cloned()
         .ok_or_else(|| ErrorData::internal_error("no caller for this request", None))
+}
+
+fn caller_tools(context: &RequestContext<RoleServer>) -> Result<Arc<dyn ToolRunner>, ErrorData> {
+    caller(context).map(|c| c.tools)
 }
 
 /// A catalog tool as MCP lists it: the exposed name, the server's description and schema.
@@ -65,7 +82,7 @@ pub fn result(out: ToolOutput) -> CallToolResult {
 
 impl ServerHandler for CatalogServer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().enable_tool_list_changed().build())
             .with_server_info(Implementation::new("mcp-chat-proxy", env!("CARGO_PKG_VERSION")))
     }
 
@@ -95,6 +112,40 @@ impl ServerHandler for CatalogServer {
             out = tools.call(&request.name, arguments) => Ok(result(out).into()),
             // The client went away: stop waiting for the tool, as the chat path does.
             _ = context.ct.cancelled() => Err(ErrorData::internal_error("the request was cancelled", None)),
+        }
+    }
+
+    fn accepted_subscription_filter(&self, _requested: &SubscriptionFilter) -> Option<SubscriptionFilter> {
+        // Tool list changes only; rmcp intersects this with what was asked.
+        Some(SubscriptionFilter::builder().tools_list_changed().build())
+    }
+
+    /// One subscription: runs until the client cancels it or goes away.
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
+        let CallerTools { tools, mut changes, draining } = caller(context.request_context())?;
+        let mut seen = tools.catalog();
+        loop {
+            tokio::select! {
+                _ = context.cancelled() => return Ok(()),
+                // A graceful end: rmcp sends the final listen result, so the client knows to reconnect.
+                _ = draining.cancelled() => return Ok(()),
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        // The hub is gone (shutdown): end the subscription cleanly.
+                        return Ok(());
+                    }
+                    let now = tools.catalog();
+                    // Only the caller's own view counts: a change to tools it
+                    // cannot see must not tell it they exist.
+                    if now.tools() == seen.tools() {
+                        continue;
+                    }
+                    seen = now;
+                    if context.sink().notify_tool_list_changed().await.is_err() {
+                        return Ok(());
+                    }
+                }
+            }
         }
     }
 }
