@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use pingora::apps::http_app::ServeHttp;
 use pingora::apps::HttpServerOptions;
+use pingora::protocols::http::ServerSession;
 use pingora::proxy::http_proxy;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{ExecutionPhase, RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
@@ -18,8 +20,9 @@ use tokio::sync::watch;
 use crate::front::Front;
 use crate::gate::Gate;
 use crate::mcp::Hub;
+use crate::metrics::Metrics;
 use crate::sessions::SessionStore;
-use crate::settings::Settings;
+use crate::settings::{MetricsSettings, Settings};
 
 /// The MCP hub and the runtime its clients live on. The hub gets a runtime
 /// of its own so its supervisors outlive any one pingora service and can be
@@ -94,6 +97,7 @@ pub fn build(settings: Arc<Settings>, hub: &HubRuntime) -> std::io::Result<(Serv
     let gate = Gate::new(settings.clone(), hub.hub.clone(), hub.sessions.clone())
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     let in_flight = gate.in_flight();
+    let metrics = gate.metrics();
     let mut options = HttpServerOptions::default();
     options.h2c = settings.server.h2c;
     let mut proxy = http_proxy(&server.configuration, gate);
@@ -102,7 +106,38 @@ pub fn build(settings: Arc<Settings>, hub: &HubRuntime) -> std::io::Result<(Serv
     let mut service = Service::new("mcp-chat-proxy".to_string(), Front::new(proxy, &settings));
     service.add_tcp(&settings.listen_addr());
     server.add_service(service);
+    if let MetricsSettings::Listen(addr) = &settings.metrics {
+        let mut metrics = Service::new("metrics".to_string(), MetricsApp(metrics));
+        metrics.add_tcp(addr);
+        server.add_service(metrics);
+    }
     Ok((server, in_flight))
+}
+
+/// `/metrics` on a listener of its own (`metrics.listen`): no client key
+/// asked, as the address is the operator's to keep private.
+struct MetricsApp(Arc<Metrics>);
+
+#[async_trait]
+impl ServeHttp for MetricsApp {
+    async fn response(&self, session: &mut ServerSession) -> http::Response<Vec<u8>> {
+        let req = session.req_header();
+        let (status, content_type, body) = match (req.method.as_str(), req.uri.path()) {
+            ("GET" | "HEAD", "/metrics") => {
+                let accept = req.headers.get("accept").and_then(|v| v.to_str().ok());
+                let (content_type, text) = self.0.render(accept);
+                (200, content_type, text.into_bytes())
+            }
+            (_, "/metrics") => (405, "text/plain", b"only GET /metrics is served here\n".to_vec()),
+            _ => (404, "text/plain", b"only /metrics is served here\n".to_vec()),
+        };
+        let mut resp = http::Response::new(body);
+        *resp.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK);
+        if let Ok(v) = http::HeaderValue::from_str(content_type) {
+            resp.headers_mut().insert(http::header::CONTENT_TYPE, v);
+        }
+        resp
+    }
 }
 
 /// Runs the server in this thread until SIGTERM or SIGINT, then drains:

@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 
 use crate::error::ProxyError;
 use crate::mcp::{Hub, Phase};
+use crate::metrics::Surface;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
@@ -29,6 +30,8 @@ pub enum Route {
     Chat,
     /// `GET` / `DELETE /chat/{id}`: a session's history, or its removal.
     ChatHistory,
+    /// `GET /metrics`: Prometheus metrics (when served on the main listener).
+    Metrics,
     /// A path the proxy does not serve.
     NotFound,
     /// A local route with the wrong method.
@@ -44,7 +47,8 @@ impl Route {
         match path {
             "/" if get => Route::Welcome,
             "/healthz" if get => Route::Health,
-            "/" | "/healthz" => Route::MethodNotAllowed,
+            "/metrics" if get => Route::Metrics,
+            "/" | "/healthz" | "/metrics" => Route::MethodNotAllowed,
             "/chat" if method == Method::POST => Route::Chat,
             "/chat" => Route::MethodNotAllowed,
             p if p.starts_with("/chat/") && p.len() > 6 => match *method {
@@ -57,6 +61,44 @@ impl Route {
             p if is_response_item(method, p) => Route::ResponseItem,
             p if p == "/v1" || p.starts_with("/v1/") => Route::Proxy,
             _ => Route::NotFound,
+        }
+    }
+}
+
+impl Route {
+    /// The route's name in metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Route::Welcome => "welcome",
+            Route::Health => "health",
+            Route::Preflight => "preflight",
+            Route::Models => "models",
+            Route::ChatCompletions => "chat_completions",
+            Route::Responses => "responses",
+            Route::ResponseItem => "response_item",
+            Route::Proxy => "proxy",
+            Route::Chat => "chat",
+            Route::ChatHistory => "chat_history",
+            Route::Metrics => "metrics",
+            Route::NotFound => "not_found",
+            Route::MethodNotAllowed => "method_not_allowed",
+        }
+    }
+
+    /// The API a request on this route speaks.
+    pub fn surface(self) -> Surface {
+        match self {
+            Route::ChatCompletions => Surface::ChatCompletions,
+            Route::Responses | Route::ResponseItem => Surface::Responses,
+            Route::Chat | Route::ChatHistory => Surface::Session,
+            Route::Welcome
+            | Route::Health
+            | Route::Preflight
+            | Route::Models
+            | Route::Proxy
+            | Route::Metrics
+            | Route::NotFound
+            | Route::MethodNotAllowed => Surface::None,
         }
     }
 }
@@ -92,12 +134,16 @@ pub fn request_id(given: Option<&HeaderValue>) -> String {
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }
 
-pub fn welcome() -> Value {
+pub fn welcome(metrics_here: bool) -> Value {
+    let mut endpoints = vec!["/v1/chat/completions", "/v1/responses", "/v1/models", "/chat", "/healthz"];
+    if metrics_here {
+        endpoints.push("/metrics");
+    }
     json!({
         "message": "mcp-chat-proxy is running",
         "version": env!("CARGO_PKG_VERSION"),
         "openai_base_url": "/v1",
-        "endpoints": ["/v1/chat/completions", "/v1/responses", "/v1/models", "/chat", "/healthz"],
+        "endpoints": endpoints,
     })
 }
 
@@ -138,6 +184,8 @@ mod tests {
         assert_eq!(Route::classify(&Method::POST, "/v1/responses/resp_1/cancel"), Route::Proxy);
         assert_eq!(Route::classify(&Method::POST, "/v1/responses/input_tokens"), Route::Proxy);
         assert_eq!(Route::classify(&Method::GET, "/v1x"), Route::NotFound);
+        assert_eq!(Route::classify(&Method::GET, "/metrics"), Route::Metrics);
+        assert_eq!(Route::classify(&Method::POST, "/metrics"), Route::MethodNotAllowed);
         assert_eq!(Route::classify(&Method::OPTIONS, "/v1/chat/completions"), Route::Preflight);
     }
 

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::catalog::{Catalog, ServerTool};
 use super::limit::CallLimit;
+use crate::metrics::ToolMetrics;
 use crate::settings::servers::ServerConfig;
 use crate::settings::HubSettings;
 
@@ -80,6 +81,8 @@ pub struct Hub {
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// The runtime the hub was started on (its own), for `/healthz`'s task count.
     runtime: tokio::runtime::Handle,
+    /// Every call's outcome and duration, for `/metrics`.
+    pub(crate) tool_metrics: ToolMetrics,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -126,6 +129,7 @@ impl Hub {
             shutdown: CancellationToken::new(),
             tasks: Mutex::new(Vec::new()),
             runtime: tokio::runtime::Handle::current(),
+            tool_metrics: ToolMetrics::default(),
         });
         for slot in &hub.slots {
             let task = tokio::spawn(super::supervisor::run(hub.clone(), slot.clone()));
@@ -136,6 +140,16 @@ impl Hub {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         hub
+    }
+
+    /// Where the hub records its calls; the gate registers it for `/metrics`.
+    pub fn tool_metrics(&self) -> &ToolMetrics {
+        &self.tool_metrics
+    }
+
+    /// The servers' state for `/metrics`, read at each scrape.
+    pub fn server_collector(self: &Arc<Self>) -> Box<dyn prometheus_client::collector::Collector> {
+        Box::new(super::status_metrics::ServerCollector(Arc::downgrade(self)))
     }
 
     /// Tasks alive on the hub's runtime (supervisors, MCP transports, calls).

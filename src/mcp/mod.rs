@@ -11,6 +11,7 @@
 //! | `stdio` | child processes: clean env, own process group, stderr to log |
 //! | `sse_transport` | the legacy HTTP+SSE client transport on rmcp's `Transport` trait |
 //! | `result` | MCP content to text, size cap |
+//! | `status_metrics` | the servers' state as `/metrics` reads it at each scrape |
 
 mod call;
 pub mod catalog;
@@ -18,6 +19,7 @@ mod hub;
 mod limit;
 pub mod result;
 mod sse_transport;
+mod status_metrics;
 mod stdio;
 mod supervisor;
 

@@ -22,6 +22,7 @@ pub(super) struct RawConfig {
     pub(super) session: SessionSection,
     pub(super) responses: ResponsesSection,
     pub(super) auth: AuthSection,
+    pub(super) metrics: MetricsSection,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -200,6 +201,23 @@ pub(super) struct ResponsesSection {
     /// Proxy a Responses request unchanged to the upstream's own
     /// `/v1/responses` when no MCP tool is in play for it.
     pub(super) passthrough_without_tools: bool,
+}
+
+/// `/metrics`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct MetricsSection {
+    /// Serve Prometheus metrics at all.
+    pub(super) enabled: bool,
+    /// `host:port` of a listener of their own (then not on the main port);
+    /// empty: `/metrics` on the main port.
+    pub(super) listen: String,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        Self { enabled: true, listen: String::new() }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

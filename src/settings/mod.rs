@@ -32,10 +32,13 @@ use std::time::Duration;
 pub use file::ServerSection;
 use file::{raw_config, RawConfig};
 pub use parts::{
-    HttpLimits, HubSettings, ModeSetting, RetryPolicy, SessionSettings, ToolLimits, ToolSettings, UpstreamTimeouts,
+    HttpLimits, HubSettings, MetricsSettings, ModeSetting, RetryPolicy, SessionSettings, ToolLimits, ToolSettings,
+    UpstreamTimeouts,
 };
 use servers::ServerConfig;
-use validate::{bracket_v6, read_file, secs, validate_limits, validate_mcp, validate_origins, validate_tool};
+use validate::{
+    bracket_v6, read_file, secs, validate_limits, validate_mcp, validate_metrics, validate_origins, validate_tool,
+};
 
 /// Where the TOML file is looked for when `CONFIG_FILE` is not set.
 pub const DEFAULT_CONFIG_FILE: &str = "conf/mcp-chat-proxy.toml";
@@ -169,6 +172,8 @@ pub struct Settings {
     pub responses_passthrough: bool,
     /// Client keys; empty: anyone may call (see README).
     pub keys: keys::Keys,
+    /// `metrics.enabled`, `metrics.listen`.
+    pub metrics: MetricsSettings,
 }
 
 /// The servers file looked for by default; it may be absent (no MCP servers).
@@ -307,6 +312,7 @@ impl Settings {
             session,
             responses_passthrough: raw.responses.passthrough_without_tools,
             keys,
+            metrics: validate_metrics(&raw.metrics)?,
         })
     }
 

@@ -21,6 +21,7 @@ mod mcp_everything;
 mod mcp_limits;
 mod mcp_remote;
 mod mcp_stdio;
+mod metrics;
 mod models;
 mod openai_sdk;
 mod passthrough;
