@@ -62,8 +62,10 @@ async fn counters_move_by_exactly_what_the_requests_did() {
     let url = format!("{}/metrics", proxy.url);
     let before = scrape(&url, Some(BEARER)).await;
 
-    // One tool-loop request of three rounds: echo (ok) and fail (tool
-    // error) at once, then sleep past its 1 s timeout, then the answer.
+    // One tool-loop request of three rounds (the first one answered 503
+    // first, and repeated): echo (ok) and fail (tool error) at once, then
+    // sleep past its 1 s timeout, then the answer.
+    mock.push(Reply::error(503, "busy", "server_error").header("retry-after", "0"));
     mock.push(Reply::tool_calls(&[("c1", "echo", json!({"text": "hi"})), ("c2", "fail", json!({"message": "no"}))]));
     mock.push(Reply::tool_calls(&[("c3", "sleep", json!({"ms": 3000}))]));
     mock.push(Reply::chat("done"));
@@ -106,7 +108,9 @@ async fn counters_move_by_exactly_what_the_requests_did() {
     assert_eq!(m(attempts, &[("path", "passthrough"), ("status", "503")]), 1.0);
     assert_eq!(m(attempts, &[("path", "passthrough"), ("status", "200")]), 1.0);
     assert_eq!(m("mcp_chat_proxy_upstream_retries_total", &[("path", "passthrough")]), 1.0);
-    assert_eq!(m("mcp_chat_proxy_upstream_retries_total", &[("path", "tool_loop")]), 0.0);
+    assert_eq!(m(attempts, &[("path", "tool_loop"), ("status", "503")]), 1.0);
+    assert_eq!(m("mcp_chat_proxy_upstream_retries_total", &[("path", "tool_loop")]), 1.0);
+    assert_eq!(m(attempts, &[]), 6.0);
 
     assert_eq!(m("mcp_chat_proxy_tool_loop_rounds_count", &[("surface", "chat_completions")]), 1.0);
     assert_eq!(m("mcp_chat_proxy_tool_loop_rounds_sum", &[("surface", "chat_completions")]), 3.0);
