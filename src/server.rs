@@ -15,12 +15,13 @@ use pingora::proxy::http_proxy;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{ExecutionPhase, RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use pingora::services::listening::Service;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
 use crate::front::Front;
 use crate::gate::Gate;
 use crate::mcp::Hub;
 use crate::metrics::Metrics;
+use crate::reload::Reloader;
 use crate::sessions::SessionStore;
 use crate::settings::{MetricsSettings, Settings};
 
@@ -33,6 +34,8 @@ pub struct HubRuntime {
     pub sessions: Arc<dyn SessionStore>,
     /// Always `Some` until dropped.
     runtime: Option<tokio::runtime::Runtime>,
+    /// Asks the reloader for a reload (SIGHUP does).
+    pub reload: Arc<Notify>,
 }
 
 impl Drop for HubRuntime {
@@ -62,7 +65,7 @@ impl HubRuntime {
         let (hub, sessions) = std::thread::scope(|s| s.spawn(|| runtime.block_on(start)).join())
             .map_err(|_| std::io::Error::other("the MCP hub panicked while starting"))?;
         let sessions = sessions.map_err(|e| std::io::Error::other(format!("SESSION_STORE: {e}")))?;
-        Ok(Self { hub, sessions, runtime: Some(runtime) })
+        Ok(Self { hub, sessions, runtime: Some(runtime), reload: Arc::new(Notify::new()) })
     }
 
     /// Stops every MCP client and kills every stdio server. Blocks: call it
@@ -98,6 +101,10 @@ pub fn build(settings: Arc<Settings>, hub: &HubRuntime) -> std::io::Result<(Serv
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     let in_flight = gate.in_flight();
     let metrics = gate.metrics();
+    if let Some(rt) = &hub.runtime {
+        let reloader = Reloader::new(settings.reload.clone(), hub.hub.clone(), gate.live());
+        rt.spawn(reloader.run(hub.reload.clone()));
+    }
     let mut options = HttpServerOptions::default();
     options.h2c = settings.server.h2c;
     let mut proxy = http_proxy(&server.configuration, gate);
@@ -148,16 +155,15 @@ pub fn run(settings: Arc<Settings>) -> std::io::Result<()> {
     let hub = Arc::new(HubRuntime::start(&settings)?);
     let (server, in_flight) = build(settings, &hub)?;
     exit_when_drained(server.watch_execution_phase(), in_flight, hub.clone());
-    server.run(RunArgs { shutdown_signal: Box::new(Signals) });
+    server.run(RunArgs { shutdown_signal: Box::new(Signals(hub.reload.clone())) });
     hub.shutdown();
     Ok(())
 }
 
 /// SIGHUP's default action ends the process, and process managers send it
-/// for "reload" (and a closed terminal sends it too): until the proxy can
-/// reload its configuration, it must survive it. A handler, not `SIG_IGN`,
-/// so the MCP servers it starts get the default action back when they exec.
-/// From the first moment of `run`; once serving, [`Signals`] logs each one.
+/// for "reload": the proxy must survive it from its first moment, before
+/// [`Signals`] turns each one into a reload. A handler, not `SIG_IGN`, so
+/// the MCP servers it starts get the default action back when they exec.
 fn survive_hangups() {
     extern "C" fn on_hangup(_: libc::c_int) {}
     let handler: extern "C" fn(libc::c_int) = on_hangup;
@@ -168,9 +174,9 @@ fn survive_hangups() {
 }
 
 /// SIGTERM and SIGINT both start a graceful shutdown (pingora's default
-/// treats SIGINT as "quit now"); SIGQUIT keeps pingora's meaning; SIGHUP is
-/// logged and ignored.
-struct Signals;
+/// treats SIGINT as "quit now"); SIGQUIT keeps pingora's meaning; SIGHUP
+/// asks for a reload of the MCP servers and client keys.
+struct Signals(Arc<Notify>);
 
 #[async_trait]
 impl ShutdownSignalWatch for Signals {
@@ -190,9 +196,10 @@ impl ShutdownSignalWatch for Signals {
                 _ = term.recv() => break ShutdownSignal::GracefulTerminate,
                 _ = int.recv() => break ShutdownSignal::GracefulTerminate,
                 _ = quit.recv() => break ShutdownSignal::GracefulUpgrade,
-                _ = hup.recv() => tracing::warn!(
-                    "SIGHUP received and ignored: this version does not reload its configuration; restart it to apply changes"
-                ),
+                _ = hup.recv() => {
+                    tracing::info!("SIGHUP received: reloading the MCP servers and client keys");
+                    self.0.notify_one();
+                }
             }
         };
         tracing::info!("shutdown signal received; finishing in-flight requests (signal again to stop at once)");
@@ -252,6 +259,11 @@ impl BackgroundServer {
     /// Starts the graceful shutdown and waits for the server to finish.
     pub fn shutdown(self) {
         self.stop(Stop::Graceful);
+    }
+
+    /// Reloads the MCP servers and client keys, as SIGHUP does.
+    pub fn reload(&self) {
+        self.hub.reload.notify_one();
     }
 
     /// Stops at once: in-flight requests are cut, the MCP servers stopped.

@@ -32,6 +32,7 @@ use crate::error::ProxyError;
 use crate::mcp::Hub;
 use crate::metrics::{Handled, Held, Metrics, RequestLabels, StatusClass};
 use crate::openai::models::ModelList;
+use crate::reload::Live;
 use crate::retry;
 use crate::sessions::SessionStore;
 use crate::settings::keys::ClientKey;
@@ -56,6 +57,8 @@ pub struct Gate {
     upstream: UpstreamTarget,
     in_flight: Arc<AtomicUsize>,
     metrics: Arc<Metrics>,
+    /// The client keys (a reload swaps them) and how the last reload went.
+    live: Arc<Live>,
 }
 
 /// Per-request state, created by pingora for every request.
@@ -147,7 +150,13 @@ impl Gate {
         let upstream_id = format!("{}://{}{}", if u.tls { "https" } else { "http" }, u.host_header(), u.path_prefix);
         let modes = ModePolicy::new(settings.tool.clone(), upstream_id);
         let in_flight = Arc::new(AtomicUsize::new(0));
-        Self { settings, hub, sessions, chat_upstream, modes, upstream, in_flight, metrics }
+        let live = Arc::new(Live::new(settings.keys.clone()));
+        Self { settings, hub, sessions, chat_upstream, modes, upstream, in_flight, metrics, live }
+    }
+
+    /// What a reload replaces (see [`crate::reload`]).
+    pub fn live(&self) -> Arc<Live> {
+        self.live.clone()
     }
 
     /// The gate's metrics (what `/metrics` renders, wherever it is served).
@@ -171,7 +180,7 @@ impl Gate {
     /// The client's `Authorization`, for the upstream: only in
     /// bring-your-own-key mode (no client keys of ours, no upstream key).
     fn forwardable_authorization(&self, session: &Session) -> Option<String> {
-        if !self.settings.keys.is_empty() {
+        if !self.live.keys().is_empty() {
             return None;
         }
         session.req_header().headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string)
@@ -233,9 +242,10 @@ impl ProxyHttp for Gate {
         }
         let req = session.req_header();
 
-        if !self.settings.keys.is_empty() && !matches!(ctx.route, Route::Welcome | Route::Health | Route::Preflight) {
+        let keys = self.live.keys();
+        if !keys.is_empty() && !matches!(ctx.route, Route::Welcome | Route::Health | Route::Preflight) {
             let given = req.headers.get("authorization").and_then(|v| v.to_str().ok());
-            match auth::authenticate(&self.settings.keys, given) {
+            match auth::authenticate(&keys, given) {
                 Some(key) => ctx.client = Some(key.clone()),
                 None => {
                     respond::send(session, ctx, &self.settings, respond::Answer::error(&ProxyError::InvalidApiKey))
@@ -264,7 +274,7 @@ impl ProxyHttp for Gate {
             Route::Welcome => {
                 respond::Answer::json(200, routes::welcome(self.settings.metrics == MetricsSettings::OnMainPort))
             }
-            Route::Health => respond::Answer::json(200, routes::health(&self.hub)),
+            Route::Health => respond::Answer::json(200, routes::health(&self.hub, &self.live.status())),
             Route::Metrics if self.settings.metrics == MetricsSettings::OnMainPort => {
                 let accept = req.headers.get("accept").and_then(|v| v.to_str().ok());
                 let (content_type, text) = self.metrics.render(accept);
@@ -360,7 +370,7 @@ impl ProxyHttp for Gate {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        self.upstream.rewrite(upstream_request, !self.settings.keys.is_empty())?;
+        self.upstream.rewrite(upstream_request, !self.live.keys().is_empty())?;
         upstream_request.insert_header(REQUEST_ID, request_id_value(&ctx.request_id)?)?;
         Ok(())
     }

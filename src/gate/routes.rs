@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use crate::error::ProxyError;
 use crate::mcp::{Hub, Phase};
 use crate::metrics::Surface;
+use crate::reload::ReloadStatus;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
@@ -151,13 +152,14 @@ pub fn welcome(metrics_here: bool) -> Value {
 /// 200: the proxy itself serves; the body says what is missing). `runtime`
 /// counts live tokio tasks on the serving runtime and the hub's, so a soak
 /// can tell tasks left behind (e.g. by hung-up clients) from load.
-pub fn health(hub: &Hub) -> Value {
+pub fn health(hub: &Hub, config: &ReloadStatus) -> Value {
     let servers = hub.status();
     let all_up = servers.iter().all(|s| s.state == Phase::Connected);
     json!({
         "status": if all_up { "ok" } else { "degraded" },
         "tools": hub.catalog().len(),
         "mcp_servers": servers,
+        "config": config,
         "runtime": {
             "tasks": tokio::runtime::Handle::try_current().map_or(0, |h| h.metrics().num_alive_tasks()),
             "hub_tasks": hub.runtime_tasks(),

@@ -59,6 +59,7 @@ impl Hub {
             let why = format!("the server of tool {name:?} is not configured");
             return (ToolOutput::error(why), CallOutcome::Unavailable);
         };
+        let slot = &slot;
         let params = CallToolRequestParams::new(tool.original.clone()).with_arguments(arguments);
         let timeout = slot.config.call_timeout.unwrap_or(self.settings.call_timeout);
         let retries = slot.config.retries.unwrap_or(self.settings.retries);

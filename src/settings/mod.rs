@@ -17,11 +17,13 @@
 //! | `parts` | the validated settings of each part, as the parts read them |
 //! | `servers` | `servers_config.json` |
 //! | `keys` | client keys and their tool allow-lists |
+//! | `sources` | what a reload reads again (servers file, keys) |
 
 mod file;
 pub mod keys;
 mod parts;
 pub mod servers;
+mod sources;
 mod validate;
 
 use std::collections::HashMap;
@@ -36,6 +38,7 @@ pub use parts::{
     UpstreamTimeouts,
 };
 use servers::ServerConfig;
+pub use sources::ReloadSources;
 use validate::{
     bracket_v6, read_file, secs, validate_limits, validate_mcp, validate_metrics, validate_origins, validate_tool,
 };
@@ -174,6 +177,8 @@ pub struct Settings {
     pub keys: keys::Keys,
     /// `metrics.enabled`, `metrics.listen`.
     pub metrics: MetricsSettings,
+    /// The servers file and keys as a reload reads them again.
+    pub reload: ReloadSources,
 }
 
 /// The servers file looked for by default; it may be absent (no MCP servers).
@@ -276,8 +281,9 @@ impl Settings {
             ));
         }
         let keys_file = raw.auth.keys_file.trim();
-        let keys = keys::Keys::load(&raw.auth.keys, (!keys_file.is_empty()).then(|| Path::new(keys_file)), env)
-            .map_err(|e| invalid("AUTH_KEYS_FILE", keys_file, e))?;
+        let keys_path = (!keys_file.is_empty()).then(|| Path::new(keys_file));
+        let keys =
+            keys::Keys::load(&raw.auth.keys, keys_path, env).map_err(|e| invalid("AUTH_KEYS_FILE", keys_file, e))?;
         let session = SessionSettings {
             store: ss.store.clone(),
             ttl: Duration::from_secs(ss.ttl_seconds),
@@ -313,6 +319,7 @@ impl Settings {
             responses_passthrough: raw.responses.passthrough_without_tools,
             keys,
             metrics: validate_metrics(&raw.metrics)?,
+            reload: ReloadSources::new(&raw.mcp.servers_config, &raw.auth.keys, keys_path, env),
         })
     }
 

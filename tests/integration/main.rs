@@ -26,6 +26,7 @@ mod models;
 mod openai_sdk;
 mod passthrough;
 mod real_model;
+mod reload;
 mod responses;
 mod responses_agents;
 mod responses_sdk;
