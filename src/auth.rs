@@ -7,11 +7,13 @@
 //! refused as a tool error before it reaches an MCP server.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::Value;
 
 use crate::mcp::{Catalog, ToolOutput};
+use crate::metrics::{CallOutcome, ToolMetrics};
 use crate::settings::keys::{AllowList, ClientKey, Keys};
 use crate::tool_loop::ToolRunner;
 
@@ -41,6 +43,8 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 pub struct AllowedTools {
     pub inner: Arc<dyn ToolRunner>,
     pub allow: AllowList,
+    /// Where a refused call is counted (the hub's, so `/metrics` shows it).
+    pub metrics: ToolMetrics,
 }
 
 impl AllowedTools {
@@ -59,9 +63,15 @@ impl ToolRunner for AllowedTools {
         let full = self.inner.catalog();
         match full.get(name) {
             Some(t) if self.allow.permits(&t.server, &t.original) => self.inner.call(name, arguments).await,
-            Some(_) => ToolOutput::error(format!("tool {name:?} is not allowed for this API key")),
+            Some(t) => {
+                self.metrics.record(&t.server, &t.name, CallOutcome::Refused, Duration::ZERO);
+                ToolOutput::error(format!("tool {name:?} is not allowed for this API key"))
+            }
             // Unknown: the model hears which tools it may use, never the rest of the catalog.
-            None => ToolOutput::error(self.allowed(&full).unknown_tool(name)),
+            None => {
+                self.metrics.unknown(Duration::ZERO);
+                ToolOutput::error(self.allowed(&full).unknown_tool(name))
+            }
         }
     }
 }

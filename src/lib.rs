@@ -14,6 +14,8 @@
 //! | [`server`] | the pingora server around the gate: listen, run, signals, graceful shutdown |
 //! | [`sse`] | incremental server-sent-events decoder, bounded |
 //! | [`mcp`] | the MCP hub: clients of every configured server, the tool catalog, calls |
+//! | [`metrics`] | the Prometheus families every part records into, and what a scrape of `/metrics` gets; labels from the configuration and fixed sets only |
+//! | [`reload`] | SIGHUP and file changes: the servers and client keys read again, swapped in one step; a broken file keeps the running set |
 //! | [`upstream`] | calling the LLM for the tool loop: the `ChatUpstream` seam, reqwest client |
 //! | [`retry`] | when a failed upstream call is repeated and the wait before it (both paths) |
 //! | [`tool_loop`] | the core: rounds of upstream call → tool calls → results, both tool modes; typed events and outcome, no wire format |
@@ -30,7 +32,9 @@ pub mod error;
 pub mod front;
 pub mod gate;
 pub mod mcp;
+pub mod metrics;
 pub mod openai;
+pub mod reload;
 pub mod retry;
 pub mod server;
 pub mod sessions;

@@ -8,18 +8,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use pingora::apps::http_app::ServeHttp;
 use pingora::apps::HttpServerOptions;
+use pingora::protocols::http::ServerSession;
 use pingora::proxy::http_proxy;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{ExecutionPhase, RunArgs, Server, ShutdownSignal, ShutdownSignalWatch};
 use pingora::services::listening::Service;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
 use crate::front::Front;
 use crate::gate::Gate;
 use crate::mcp::Hub;
+use crate::metrics::Metrics;
+use crate::reload::Reloader;
 use crate::sessions::SessionStore;
-use crate::settings::Settings;
+use crate::settings::{MetricsSettings, Settings};
 
 /// The MCP hub and the runtime its clients live on. The hub gets a runtime
 /// of its own so its supervisors outlive any one pingora service and can be
@@ -30,6 +34,8 @@ pub struct HubRuntime {
     pub sessions: Arc<dyn SessionStore>,
     /// Always `Some` until dropped.
     runtime: Option<tokio::runtime::Runtime>,
+    /// Asks the reloader for a reload (SIGHUP does).
+    pub reload: Arc<Notify>,
 }
 
 impl Drop for HubRuntime {
@@ -59,7 +65,7 @@ impl HubRuntime {
         let (hub, sessions) = std::thread::scope(|s| s.spawn(|| runtime.block_on(start)).join())
             .map_err(|_| std::io::Error::other("the MCP hub panicked while starting"))?;
         let sessions = sessions.map_err(|e| std::io::Error::other(format!("SESSION_STORE: {e}")))?;
-        Ok(Self { hub, sessions, runtime: Some(runtime) })
+        Ok(Self { hub, sessions, runtime: Some(runtime), reload: Arc::new(Notify::new()) })
     }
 
     /// Stops every MCP client and kills every stdio server. Blocks: call it
@@ -94,6 +100,11 @@ pub fn build(settings: Arc<Settings>, hub: &HubRuntime) -> std::io::Result<(Serv
     let gate = Gate::new(settings.clone(), hub.hub.clone(), hub.sessions.clone())
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     let drain = Drain { in_flight: gate.in_flight(), draining: gate.draining() };
+    let metrics = gate.metrics();
+    if let Some(rt) = &hub.runtime {
+        let reloader = Reloader::new(settings.reload.clone(), hub.hub.clone(), gate.live());
+        rt.spawn(reloader.run(hub.reload.clone()));
+    }
     let mut options = HttpServerOptions::default();
     options.h2c = settings.server.h2c;
     let mut proxy = http_proxy(&server.configuration, gate);
@@ -102,6 +113,11 @@ pub fn build(settings: Arc<Settings>, hub: &HubRuntime) -> std::io::Result<(Serv
     let mut service = Service::new("mcp-chat-proxy".to_string(), Front::new(proxy, &settings));
     service.add_tcp(&settings.listen_addr());
     server.add_service(service);
+    if let MetricsSettings::Listen(addr) = &settings.metrics {
+        let mut metrics = Service::new("metrics".to_string(), MetricsApp(metrics));
+        metrics.add_tcp(addr);
+        server.add_service(metrics);
+    }
     Ok((server, drain))
 }
 
@@ -112,6 +128,32 @@ pub struct Drain {
     pub draining: tokio_util::sync::CancellationToken,
 }
 
+/// `/metrics` on a listener of its own (`metrics.listen`): no client key
+/// asked, as the address is the operator's to keep private.
+struct MetricsApp(Arc<Metrics>);
+
+#[async_trait]
+impl ServeHttp for MetricsApp {
+    async fn response(&self, session: &mut ServerSession) -> http::Response<Vec<u8>> {
+        let req = session.req_header();
+        let (status, content_type, body) = match (req.method.as_str(), req.uri.path()) {
+            ("GET" | "HEAD", "/metrics") => {
+                let accept = req.headers.get("accept").and_then(|v| v.to_str().ok());
+                let (content_type, text) = self.0.render(accept);
+                (200, content_type, text.into_bytes())
+            }
+            (_, "/metrics") => (405, "text/plain", b"only GET /metrics is served here\n".to_vec()),
+            _ => (404, "text/plain", b"only /metrics is served here\n".to_vec()),
+        };
+        let mut resp = http::Response::new(body);
+        *resp.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK);
+        if let Ok(v) = http::HeaderValue::from_str(content_type) {
+            resp.headers_mut().insert(http::header::CONTENT_TYPE, v);
+        }
+        resp
+    }
+}
+
 /// Runs the server in this thread until SIGTERM or SIGINT, then drains:
 /// the process exits as soon as no request is in flight, or when the grace
 /// period ends, whichever comes first. A second signal exits at once.
@@ -120,16 +162,15 @@ pub fn run(settings: Arc<Settings>) -> std::io::Result<()> {
     let hub = Arc::new(HubRuntime::start(&settings)?);
     let (server, drain) = build(settings, &hub)?;
     exit_when_drained(server.watch_execution_phase(), drain, hub.clone());
-    server.run(RunArgs { shutdown_signal: Box::new(Signals) });
+    server.run(RunArgs { shutdown_signal: Box::new(Signals(hub.reload.clone())) });
     hub.shutdown();
     Ok(())
 }
 
 /// SIGHUP's default action ends the process, and process managers send it
-/// for "reload" (and a closed terminal sends it too): until the proxy can
-/// reload its configuration, it must survive it. A handler, not `SIG_IGN`,
-/// so the MCP servers it starts get the default action back when they exec.
-/// From the first moment of `run`; once serving, [`Signals`] logs each one.
+/// for "reload": the proxy must survive it from its first moment, before
+/// [`Signals`] turns each one into a reload. A handler, not `SIG_IGN`, so
+/// the MCP servers it starts get the default action back when they exec.
 fn survive_hangups() {
     extern "C" fn on_hangup(_: libc::c_int) {}
     let handler: extern "C" fn(libc::c_int) = on_hangup;
@@ -140,9 +181,9 @@ fn survive_hangups() {
 }
 
 /// SIGTERM and SIGINT both start a graceful shutdown (pingora's default
-/// treats SIGINT as "quit now"); SIGQUIT keeps pingora's meaning; SIGHUP is
-/// logged and ignored.
-struct Signals;
+/// treats SIGINT as "quit now"); SIGQUIT keeps pingora's meaning; SIGHUP
+/// asks for a reload of the MCP servers and client keys.
+struct Signals(Arc<Notify>);
 
 #[async_trait]
 impl ShutdownSignalWatch for Signals {
@@ -162,9 +203,10 @@ impl ShutdownSignalWatch for Signals {
                 _ = term.recv() => break ShutdownSignal::GracefulTerminate,
                 _ = int.recv() => break ShutdownSignal::GracefulTerminate,
                 _ = quit.recv() => break ShutdownSignal::GracefulUpgrade,
-                _ = hup.recv() => tracing::warn!(
-                    "SIGHUP received and ignored: this version does not reload its configuration; restart it to apply changes"
-                ),
+                _ = hup.recv() => {
+                    tracing::info!("SIGHUP received: reloading the MCP servers and client keys");
+                    self.0.notify_one();
+                }
             }
         };
         tracing::info!("shutdown signal received; finishing in-flight requests (signal again to stop at once)");
@@ -221,6 +263,11 @@ impl BackgroundServer {
     /// Starts the graceful shutdown and waits for the server to finish.
     pub fn shutdown(self) {
         self.stop(Stop::Graceful);
+    }
+
+    /// Reloads the MCP servers and client keys, as SIGHUP does.
+    pub fn reload(&self) {
+        self.hub.reload.notify_one();
     }
 
     /// Stops at once: in-flight requests are cut, the MCP servers stopped.

@@ -12,6 +12,7 @@ use futures_util::{Stream, StreamExt};
 use serde_json::Value;
 
 use crate::error::ProxyError;
+use crate::metrics::{Handled, UpstreamMetrics};
 use crate::openai::chat::{ChatCompletion, Chunk};
 use crate::retry;
 use crate::settings::{RetryPolicy, Settings};
@@ -86,6 +87,7 @@ pub struct HttpUpstream {
     first_byte_timeout: Duration,
     idle_timeout: Duration,
     retry: RetryPolicy,
+    metrics: UpstreamMetrics,
 }
 
 impl HttpUpstream {
@@ -113,7 +115,13 @@ impl HttpUpstream {
             first_byte_timeout: t.first_byte,
             idle_timeout: t.idle,
             retry: settings.upstream_retry.clone(),
+            metrics: UpstreamMetrics::default(),
         })
+    }
+
+    /// Counts every attempt and retry into `metrics` (the gate's).
+    pub fn with_metrics(self, metrics: UpstreamMetrics) -> Self {
+        Self { metrics, ..self }
     }
 
     fn request(&self, body: &Bytes, caller: &Caller) -> Result<reqwest::RequestBuilder, ProxyError> {
@@ -166,9 +174,11 @@ impl ChatUpstream for HttpUpstream {
         );
         let mut retry = 0;
         loop {
-            let sent = tokio::time::timeout(self.first_byte_timeout, self.request(&body, caller)?.send())
-                .await
-                .map_err(|_| ProxyError::UpstreamTimeout("no response within the first-byte timeout".into()))?;
+            let sent = tokio::time::timeout(self.first_byte_timeout, self.request(&body, caller)?.send()).await;
+            let status = sent.as_ref().ok().and_then(|r| r.as_ref().ok()).map_or(0, |r| r.status().as_u16());
+            self.metrics.attempt(Handled::ToolLoop, status);
+            let sent =
+                sent.map_err(|_| ProxyError::UpstreamTimeout("no response within the first-byte timeout".into()))?;
             let can_retry = retry < self.retry.retries;
             // The status that failed (0: no connection) and the wait before the next try.
             let (status, wait) = match sent {
@@ -197,6 +207,7 @@ impl ChatUpstream for HttpUpstream {
                 "upstream call failed; retrying"
             );
             tokio::time::sleep(wait).await;
+            self.metrics.retry(Handled::ToolLoop);
             retry += 1;
         }
     }

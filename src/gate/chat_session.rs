@@ -16,6 +16,7 @@ use super::drive::{self, Driven};
 use super::respond::{self, Answer};
 use super::{Gate, RequestCtx};
 use crate::error::ProxyError;
+use crate::metrics::SessionEvent;
 use crate::openai::chat::{ChatRequest, Message};
 use crate::sessions::{context, owner_of, SessionStore};
 use crate::surfaces::chat::ChatStream;
@@ -62,7 +63,11 @@ async fn start_turn(gate: &Gate, session: &mut Session, ctx: &mut RequestCtx) ->
     let store = gate.sessions.clone();
     let id = match &req.session_id {
         Some(id) => id.clone(),
-        None => store.create(&owner).await.map_err(store_error)?,
+        None => {
+            let id = store.create(&owner).await.map_err(store_error)?;
+            gate.metrics.session(SessionEvent::Created, store.kind());
+            id
+        }
     };
     if store.load(&id, &owner).await.map_err(store_error)?.is_none() {
         return Err(not_found(&id));
@@ -100,7 +105,13 @@ async fn run_turn(gate: &Gate, session: &mut Session, ctx: &mut RequestCtx, star
     let Driven { outcome, head_sent } = driven;
     // Stored before the client is told the answer is complete.
     let stored = match &outcome {
-        Outcome::Done(answer) => Some(store.complete_turn(&id, turn, &answer.transcript).await.map_err(store_error)),
+        Outcome::Done(answer) => {
+            let stored = store.complete_turn(&id, turn, &answer.transcript).await.map_err(store_error);
+            if stored.is_ok() {
+                gate.metrics.session(SessionEvent::TurnStored, store.kind());
+            }
+            Some(stored)
+        }
         _ => None,
     };
     match (outcome, stored) {

@@ -31,6 +31,7 @@ pub async fn run(
     job: Job,
     mut stream: Option<&mut dyn StreamEncoder>,
 ) -> Result<Driven> {
+    ctx.tool_loop = true;
     let tools = gate.tools_for(ctx);
     let tool_loop = gate.tool_loop(&*tools);
     let (tx, mut rx) = match stream {
@@ -73,7 +74,12 @@ pub async fn run(
             break;
         }
     }
-    Ok(Driven { outcome: outcome.unwrap_or(Outcome::Gone), head_sent })
+    let outcome = outcome.unwrap_or(Outcome::Gone);
+    if let Outcome::Done(answer) = &outcome {
+        let tokens = answer.usage.as_ref().map(|u| (u.prompt_tokens, u.completion_tokens));
+        gate.metrics.answered(ctx.route.surface(), answer.texts.len() as u32, tokens);
+    }
+    Ok(Driven { outcome, head_sent })
 }
 
 async fn recv(rx: &mut Option<mpsc::Receiver<Event>>) -> Option<Event> {
@@ -93,7 +99,8 @@ pub async fn write_sse_head(gate: &Gate, session: &mut Session, ctx: &mut Reques
         resp.insert_header("x-session-id", id.as_str())?;
     }
     cors::decorate(&mut resp, &gate.settings.cors, ctx.allow_origin.as_ref());
-    ctx.local_status = Some(200);
+    ctx.wrote_head(200);
+    ctx.stream = Some(gate.metrics.hold_stream());
     session.write_response_header(Box::new(resp), false).await
 }
 
@@ -123,7 +130,7 @@ pub async fn pass_on(gate: &Gate, session: &mut Session, ctx: &mut RequestCtx, e
     }
     resp.insert_header(REQUEST_ID, super::request_id_value(&ctx.request_id)?)?;
     cors::decorate(&mut resp, &gate.settings.cors, ctx.allow_origin.as_ref());
-    ctx.local_status = Some(e.status);
+    ctx.wrote_head(e.status);
     ctx.upstream_status = Some(e.status);
     session.write_response_header(Box::new(resp), false).await?;
     session.write_response_body(Some(e.body), true).await

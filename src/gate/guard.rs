@@ -107,7 +107,7 @@ pub(super) async fn refuse(
         resp.insert_header(http::header::RETRY_AFTER, seconds.to_string())?;
     }
     cors::decorate(&mut resp, &settings.cors, ctx.allow_origin.as_ref());
-    ctx.local_status = Some(err.status());
+    ctx.wrote_head(err.status());
     session.write_response_header(Box::new(resp), false).await?;
     session.write_response_body(Some(body), true).await
 }

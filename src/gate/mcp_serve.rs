@@ -17,7 +17,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, WWW_AUTHENTICATE};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http_body::Body as _;
 use http_body_util::{BodyExt, Full};
 use pingora::http::ResponseHeader;
@@ -131,7 +131,12 @@ async fn write_response(
     }
     resp.insert_header(REQUEST_ID, super::request_id_value(&ctx.request_id)?)?;
     cors::decorate(&mut resp, &gate.settings.cors, ctx.allow_origin.as_ref());
-    ctx.local_status = Some(parts.status.as_u16());
+    let event_stream = parts.headers.get(CONTENT_TYPE).is_some_and(|c| c.as_bytes().starts_with(b"text/event-stream"));
+    if event_stream {
+        // Counted as an open stream while a subscription (or a streamed answer) lasts.
+        ctx.stream = Some(gate.metrics.hold_stream());
+    }
+    ctx.wrote_head(parts.status.as_u16());
     session.write_response_header(Box::new(resp), false).await?;
     while let Some(frame) = body.frame().await {
         let frame = match frame {
@@ -156,7 +161,7 @@ pub async fn unauthorized(gate: &Gate, session: &mut Session, ctx: &mut RequestC
     resp.insert_header(WWW_AUTHENTICATE, "Bearer")?;
     resp.insert_header(REQUEST_ID, super::request_id_value(&ctx.request_id)?)?;
     cors::decorate(&mut resp, &gate.settings.cors, ctx.allow_origin.as_ref());
-    ctx.local_status = Some(err.status());
+    ctx.wrote_head(err.status());
     session.write_response_header(Box::new(resp), false).await?;
     session.write_response_body(Some(body), true).await?;
     Ok(true)

@@ -31,11 +31,13 @@ use pingora::{Error, Result};
 use crate::auth::{self, AllowedTools};
 use crate::error::ProxyError;
 use crate::mcp::Hub;
+use crate::metrics::{Handled, Held, Metrics, RequestLabels, StatusClass};
 use crate::openai::models::ModelList;
+use crate::reload::Live;
 use crate::retry;
 use crate::sessions::SessionStore;
 use crate::settings::keys::ClientKey;
-use crate::settings::Settings;
+use crate::settings::{MetricsSettings, Settings};
 use crate::tool_loop::{ModePolicy, ToolLoop, ToolRunner};
 use crate::upstream::{ChatUpstream, HttpUpstream};
 pub use routes::Route;
@@ -57,6 +59,9 @@ pub struct Gate {
     /// `/mcp`, unless `mcp_server.enabled` is off.
     mcp: Option<Arc<mcp_serve::McpService>>,
     in_flight: Arc<AtomicUsize>,
+    metrics: Arc<Metrics>,
+    /// The client keys (a reload swaps them) and how the last reload went.
+    live: Arc<Live>,
     /// Cancelled when shutdown begins: ends what would never finish on its own.
     draining: tokio_util::sync::CancellationToken,
 }
@@ -81,7 +86,32 @@ pub struct RequestCtx {
     upstream_tries: u32,
     /// Transparent path: a failed attempt will be repeated after this wait.
     retry_wait: Option<Duration>,
+    /// Transparent path: the attempt whose response head arrived.
+    head_try: u32,
+    /// When the response head went out.
+    first_byte: Option<Duration>,
+    /// The tool loop ran for this request.
+    tool_loop: bool,
+    /// An open event stream, counted while it is open.
+    stream: Option<Held>,
     _in_flight: InFlight,
+    _counted: Held,
+}
+
+impl RequestCtx {
+    /// Notes a response head the proxy wrote itself.
+    pub(crate) fn wrote_head(&mut self, status: u16) {
+        self.local_status = Some(status);
+        self.first_byte.get_or_insert_with(|| self.started.elapsed());
+    }
+
+    fn handled(&self) -> Handled {
+        match (self.tool_loop, self.upstream_tries) {
+            (true, _) => Handled::ToolLoop,
+            (false, 0) => Handled::Local,
+            (false, _) => Handled::Passthrough,
+        }
+    }
 }
 
 /// Counts a request as in flight from its context's creation to its drop, so
@@ -96,8 +126,9 @@ impl Drop for InFlight {
 
 impl Gate {
     pub fn new(settings: Arc<Settings>, hub: Arc<Hub>, sessions: Arc<dyn SessionStore>) -> Result<Self, ProxyError> {
-        let chat_upstream = Arc::new(HttpUpstream::new(&settings)?);
-        Ok(Self::with_chat_upstream(settings, hub, sessions, chat_upstream))
+        let metrics = Arc::new(Metrics::new(hub.tool_metrics(), Some(hub.server_collector())));
+        let chat_upstream = Arc::new(HttpUpstream::new(&settings)?.with_metrics(metrics.upstream.clone()));
+        Ok(Self::build(settings, hub, sessions, chat_upstream, metrics))
     }
 
     /// A gate whose tool loop calls `chat_upstream` (tests and embedders may
@@ -108,23 +139,47 @@ impl Gate {
         sessions: Arc<dyn SessionStore>,
         chat_upstream: Arc<dyn ChatUpstream>,
     ) -> Self {
+        let metrics = Arc::new(Metrics::new(hub.tool_metrics(), Some(hub.server_collector())));
+        Self::build(settings, hub, sessions, chat_upstream, metrics)
+    }
+
+    fn build(
+        settings: Arc<Settings>,
+        hub: Arc<Hub>,
+        sessions: Arc<dyn SessionStore>,
+        chat_upstream: Arc<dyn ChatUpstream>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let upstream = UpstreamTarget::new(&settings);
         let u = &settings.upstream;
         let upstream_id = format!("{}://{}{}", if u.tls { "https" } else { "http" }, u.host_header(), u.path_prefix);
         let modes = ModePolicy::new(settings.tool.clone(), upstream_id);
         let mcp = mcp_serve::service(&settings);
         let in_flight = Arc::new(AtomicUsize::new(0));
+        let live = Arc::new(Live::new(settings.keys.clone()));
         let draining = tokio_util::sync::CancellationToken::new();
-        Self { settings, hub, sessions, chat_upstream, modes, upstream, mcp, in_flight, draining }
+        Self { settings, hub, sessions, chat_upstream, modes, upstream, mcp, in_flight, metrics, live, draining }
+    }
+
+    /// What a reload replaces (see [`crate::reload`]).
+    pub fn live(&self) -> Arc<Live> {
+        self.live.clone()
+    }
+
+    /// The gate's metrics (what `/metrics` renders, wherever it is served).
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
     }
 
     /// The tools this request may see and call: the hub, narrowed to the
     /// client key's allow-list.
     fn tools_for(&self, ctx: &RequestCtx) -> Arc<dyn ToolRunner> {
         match &ctx.client {
-            Some(key) if key.allow().is_restricted() => {
-                Arc::new(AllowedTools { inner: self.hub.clone(), allow: key.allow().clone() })
-            }
+            Some(key) if key.allow().is_restricted() => Arc::new(AllowedTools {
+                inner: self.hub.clone(),
+                allow: key.allow().clone(),
+                metrics: self.hub.tool_metrics().clone(),
+            }),
             _ => self.hub.clone(),
         }
     }
@@ -132,7 +187,7 @@ impl Gate {
     /// The client's `Authorization`, for the upstream: only in
     /// bring-your-own-key mode (no client keys of ours, no upstream key).
     fn forwardable_authorization(&self, session: &Session) -> Option<String> {
-        if !self.settings.keys.is_empty() {
+        if !self.live.keys().is_empty() {
             return None;
         }
         session.req_header().headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string)
@@ -177,7 +232,12 @@ impl ProxyHttp for Gate {
             client: None,
             upstream_tries: 0,
             retry_wait: None,
+            head_try: 0,
+            first_byte: None,
+            tool_loop: false,
+            stream: None,
             _in_flight: InFlight(self.in_flight.clone()),
+            _counted: self.metrics.hold_request(),
         }
     }
 
@@ -195,9 +255,10 @@ impl ProxyHttp for Gate {
         }
         let req = session.req_header();
 
-        if !self.settings.keys.is_empty() && !matches!(ctx.route, Route::Welcome | Route::Health | Route::Preflight) {
+        let keys = self.live.keys();
+        if !keys.is_empty() && !matches!(ctx.route, Route::Welcome | Route::Health | Route::Preflight) {
             let given = req.headers.get("authorization").and_then(|v| v.to_str().ok());
-            match auth::authenticate(&self.settings.keys, given) {
+            match auth::authenticate(&keys, given) {
                 Some(key) => ctx.client = Some(key.clone()),
                 None if ctx.route == Route::Mcp => return mcp_serve::unauthorized(self, session, ctx).await,
                 None => {
@@ -225,8 +286,19 @@ impl ProxyHttp for Gate {
                 Err(e) => respond::Answer::error(&e),
             },
             Route::Preflight => return respond::preflight(session, ctx, &self.settings).await,
-            Route::Welcome => respond::Answer::json(200, routes::welcome(self.mcp.is_some())),
-            Route::Health => respond::Answer::json(200, routes::health(&self.hub)),
+            Route::Welcome => respond::Answer::json(
+                200,
+                routes::welcome(self.settings.metrics == MetricsSettings::OnMainPort, self.mcp.is_some()),
+            ),
+            Route::Health => respond::Answer::json(200, routes::health(&self.hub, &self.live.status())),
+            Route::Metrics if self.settings.metrics == MetricsSettings::OnMainPort => {
+                let accept = req.headers.get("accept").and_then(|v| v.to_str().ok());
+                let (content_type, text) = self.metrics.render(accept);
+                respond::Answer::raw(200, content_type, Bytes::from(text))
+            }
+            Route::Metrics => {
+                respond::Answer::error(&routes::route_error(Route::NotFound, &req.method, req.uri.path()))
+            }
             Route::NotFound | Route::MethodNotAllowed => {
                 let err = routes::route_error(ctx.route, &req.method, req.uri.path());
                 respond::Answer::error(&err)
@@ -254,6 +326,9 @@ impl ProxyHttp for Gate {
         if let Some(wait) = ctx.retry_wait.take() {
             tokio::time::sleep(wait).await;
         }
+        if ctx.upstream_tries > 0 {
+            self.metrics.upstream.retry(Handled::Passthrough);
+        }
         ctx.upstream_tries += 1;
         self.upstream.peer().await
     }
@@ -266,6 +341,7 @@ impl ProxyHttp for Gate {
         ctx: &mut RequestCtx,
         mut e: Box<Error>,
     ) -> Box<Error> {
+        self.metrics.upstream.attempt(Handled::Passthrough, 0);
         let policy = &self.settings.upstream_retry;
         let again = ctx.upstream_tries <= policy.retries;
         e.set_retry(again);
@@ -288,6 +364,10 @@ impl ProxyHttp for Gate {
         client_reused: bool,
     ) -> Box<Error> {
         let mut e = e.more_context(format!("Peer: {peer}"));
+        if ctx.head_try != ctx.upstream_tries {
+            // This attempt ended before the upstream's head arrived.
+            self.metrics.upstream.attempt(Handled::Passthrough, 0);
+        }
         let replayable = !session.as_ref().retry_buffer_truncated();
         if ctx.retry_wait.is_some() && replayable {
             e.set_retry(true);
@@ -306,7 +386,7 @@ impl ProxyHttp for Gate {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        self.upstream.rewrite(upstream_request, !self.settings.keys.is_empty())?;
+        self.upstream.rewrite(upstream_request, !self.live.keys().is_empty())?;
         upstream_request.insert_header(REQUEST_ID, request_id_value(&ctx.request_id)?)?;
         Ok(())
     }
@@ -319,6 +399,8 @@ impl ProxyHttp for Gate {
     ) -> Result<()> {
         let status = upstream_response.status.as_u16();
         ctx.upstream_status = Some(status);
+        ctx.head_try = ctx.upstream_tries;
+        self.metrics.upstream.attempt(Handled::Passthrough, status);
         // Nothing has gone to the client yet: a "not now" answer may still be
         // repeated, if tries remain, the request body can be replayed, the
         // request may be sent twice (see `retry`) and the upstream does not
@@ -354,6 +436,11 @@ impl ProxyHttp for Gate {
     ) -> Result<()> {
         upstream_response.insert_header(REQUEST_ID, request_id_value(&ctx.request_id)?)?;
         cors::decorate(upstream_response, &self.settings.cors, ctx.allow_origin.as_ref());
+        ctx.first_byte.get_or_insert_with(|| ctx.started.elapsed());
+        let content_type = upstream_response.headers.get("content-type").map(|v| v.as_bytes());
+        if content_type.is_some_and(|c| c.starts_with(b"text/event-stream")) {
+            ctx.stream = Some(self.metrics.hold_stream());
+        }
         Ok(())
     }
 
@@ -414,6 +501,14 @@ impl ProxyHttp for Gate {
             bytes = session.body_bytes_sent(),
             error = e.map(|e| e.etype().as_str()).unwrap_or(""),
         );
+        let labels = RequestLabels {
+            route: ctx.route.name(),
+            surface: ctx.route.surface(),
+            handled: ctx.handled(),
+            status: StatusClass(status),
+        };
+        self.metrics.request(&labels, ctx.started.elapsed(), ctx.first_byte);
+        ctx.stream = None;
     }
 
     fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, _error: &Error) -> bool {

@@ -49,7 +49,7 @@ pub async fn send(session: &mut Session, ctx: &mut RequestCtx, settings: &Settin
         resp.insert_header("x-session-id", id.as_str())?;
     }
     cors::decorate(&mut resp, &settings.cors, ctx.allow_origin.as_ref());
-    ctx.local_status = Some(answer.status);
+    ctx.wrote_head(answer.status);
     let head_only = session.req_header().method == http::Method::HEAD;
     session.write_response_header(Box::new(resp), head_only).await?;
     if !head_only {
@@ -73,7 +73,7 @@ pub async fn preflight(session: &mut Session, ctx: &mut RequestCtx, settings: &S
     resp.insert_header("content-length", "0")?;
     cors::decorate(&mut resp, &settings.cors, Some(&allow));
     cors::preflight(&mut resp, requested.as_ref(), settings.cors_max_age_seconds);
-    ctx.local_status = Some(204);
+    ctx.wrote_head(204);
     session.write_response_header(Box::new(resp), true).await?;
     Ok(true)
 }

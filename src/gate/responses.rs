@@ -16,6 +16,7 @@ use super::respond::{self, Answer};
 use super::{Gate, RequestCtx};
 use crate::error::ProxyError;
 use crate::mcp::Catalog;
+use crate::metrics::SessionEvent;
 use crate::sessions::owner_of;
 use crate::surfaces::responses::decode::{self, Decoded};
 use crate::surfaces::responses::output::{self, Meta};
@@ -131,7 +132,10 @@ impl Keep<'_> {
         }
         let record = crate::surfaces::responses::record_json(self.decoded, answer, response, self.catalog);
         let id = response["id"].as_str().unwrap_or_default();
-        self.gate.sessions.put_response(id, self.owner, &record).await.map_err(store_error)
+        let sessions = &self.gate.sessions;
+        sessions.put_response(id, self.owner, &record).await.map_err(store_error)?;
+        self.gate.metrics.session(SessionEvent::ResponseStored, sessions.kind());
+        Ok(())
     }
 }
 

@@ -6,6 +6,8 @@ use serde_json::{json, Value};
 
 use crate::error::ProxyError;
 use crate::mcp::{Hub, Phase};
+use crate::metrics::Surface;
+use crate::reload::ReloadStatus;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
@@ -31,6 +33,8 @@ pub enum Route {
     ChatHistory,
     /// `POST`, `GET`, `DELETE /mcp`: the catalog as an MCP server (streamable HTTP).
     Mcp,
+    /// `GET /metrics`: Prometheus metrics (when served on the main listener).
+    Metrics,
     /// A path the proxy does not serve.
     NotFound,
     /// A local route with the wrong method.
@@ -46,7 +50,8 @@ impl Route {
         match path {
             "/" if get => Route::Welcome,
             "/healthz" if get => Route::Health,
-            "/" | "/healthz" => Route::MethodNotAllowed,
+            "/metrics" if get => Route::Metrics,
+            "/" | "/healthz" | "/metrics" => Route::MethodNotAllowed,
             "/chat" if method == Method::POST => Route::Chat,
             "/chat" => Route::MethodNotAllowed,
             "/mcp" if matches!(*method, Method::POST | Method::GET | Method::DELETE) => Route::Mcp,
@@ -61,6 +66,46 @@ impl Route {
             p if is_response_item(method, p) => Route::ResponseItem,
             p if p == "/v1" || p.starts_with("/v1/") => Route::Proxy,
             _ => Route::NotFound,
+        }
+    }
+}
+
+impl Route {
+    /// The route's name in metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Route::Welcome => "welcome",
+            Route::Health => "health",
+            Route::Preflight => "preflight",
+            Route::Models => "models",
+            Route::ChatCompletions => "chat_completions",
+            Route::Responses => "responses",
+            Route::ResponseItem => "response_item",
+            Route::Proxy => "proxy",
+            Route::Chat => "chat",
+            Route::ChatHistory => "chat_history",
+            Route::Metrics => "metrics",
+            Route::Mcp => "mcp",
+            Route::NotFound => "not_found",
+            Route::MethodNotAllowed => "method_not_allowed",
+        }
+    }
+
+    /// The API a request on this route speaks.
+    pub fn surface(self) -> Surface {
+        match self {
+            Route::ChatCompletions => Surface::ChatCompletions,
+            Route::Responses | Route::ResponseItem => Surface::Responses,
+            Route::Chat | Route::ChatHistory => Surface::Session,
+            Route::Mcp => Surface::Mcp,
+            Route::Welcome
+            | Route::Health
+            | Route::Preflight
+            | Route::Models
+            | Route::Proxy
+            | Route::Metrics
+            | Route::NotFound
+            | Route::MethodNotAllowed => Surface::None,
         }
     }
 }
@@ -96,9 +141,12 @@ pub fn request_id(given: Option<&HeaderValue>) -> String {
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }
 
-/// `mcp`: whether `/mcp` is served (`mcp_server.enabled`).
-pub fn welcome(mcp: bool) -> Value {
+/// `metrics_here`: `/metrics` is on this port; `mcp`: `/mcp` is served (`mcp_server.enabled`).
+pub fn welcome(metrics_here: bool, mcp: bool) -> Value {
     let mut endpoints = vec!["/v1/chat/completions", "/v1/responses", "/v1/models", "/chat", "/healthz"];
+    if metrics_here {
+        endpoints.push("/metrics");
+    }
     if mcp {
         endpoints.push("/mcp");
     }
@@ -114,13 +162,14 @@ pub fn welcome(mcp: bool) -> Value {
 /// 200: the proxy itself serves; the body says what is missing). `runtime`
 /// counts live tokio tasks on the serving runtime and the hub's, so a soak
 /// can tell tasks left behind (e.g. by hung-up clients) from load.
-pub fn health(hub: &Hub) -> Value {
+pub fn health(hub: &Hub, config: &ReloadStatus) -> Value {
     let servers = hub.status();
     let all_up = servers.iter().all(|s| s.state == Phase::Connected);
     json!({
         "status": if all_up { "ok" } else { "degraded" },
         "tools": hub.catalog().len(),
         "mcp_servers": servers,
+        "config": config,
         "runtime": {
             "tasks": tokio::runtime::Handle::try_current().map_or(0, |h| h.metrics().num_alive_tasks()),
             "hub_tasks": hub.runtime_tasks(),
@@ -147,6 +196,8 @@ mod tests {
         assert_eq!(Route::classify(&Method::POST, "/v1/responses/resp_1/cancel"), Route::Proxy);
         assert_eq!(Route::classify(&Method::POST, "/v1/responses/input_tokens"), Route::Proxy);
         assert_eq!(Route::classify(&Method::GET, "/v1x"), Route::NotFound);
+        assert_eq!(Route::classify(&Method::GET, "/metrics"), Route::Metrics);
+        assert_eq!(Route::classify(&Method::POST, "/metrics"), Route::MethodNotAllowed);
         assert_eq!(Route::classify(&Method::OPTIONS, "/v1/chat/completions"), Route::Preflight);
         assert_eq!(Route::classify(&Method::POST, "/mcp"), Route::Mcp);
         assert_eq!(Route::classify(&Method::DELETE, "/mcp"), Route::Mcp);

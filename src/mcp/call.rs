@@ -20,29 +20,46 @@ use rmcp::service::ServiceError;
 use serde_json::Value;
 use tokio::time::Instant;
 
+use super::catalog::CatalogTool;
 use super::hub::{Hub, Slot};
 use super::limit::Refused;
 use super::result::{cap, content_to_text, ToolOutput};
+use crate::metrics::CallOutcome;
 use crate::settings::servers::Transport;
 
 /// How long a retry waits for its server to come back.
 const RECONNECT_WAIT: Duration = Duration::from_secs(1);
 
 impl Hub {
-    /// Runs the tool exposed as `name` with `arguments` (a JSON object or null).
+    /// Runs the tool exposed as `name` with `arguments` (a JSON object or
+    /// null), and records how it went for `/metrics`.
     pub async fn call(&self, name: &str, arguments: Value) -> ToolOutput {
+        let started = std::time::Instant::now();
         let catalog = self.catalog();
         let Some(tool) = catalog.get(name) else {
+            self.tool_metrics.unknown(started.elapsed());
             return ToolOutput::error(catalog.unknown_tool(name));
         };
+        let (output, outcome) = self.run(tool, arguments).await;
+        self.tool_metrics.record(&tool.server, &tool.name, outcome, started.elapsed());
+        output
+    }
+
+    async fn run(&self, tool: &CatalogTool, arguments: Value) -> (ToolOutput, CallOutcome) {
+        let name = tool.name.as_str();
         let arguments = match arguments {
             Value::Object(map) => map,
             Value::Null => serde_json::Map::new(),
-            other => return ToolOutput::error(format!("arguments for {name:?} must be a JSON object, not {other}")),
+            other => {
+                let why = format!("arguments for {name:?} must be a JSON object, not {other}");
+                return (ToolOutput::error(why), CallOutcome::ToolError);
+            }
         };
         let Some(slot) = self.slot(&tool.server) else {
-            return ToolOutput::error(format!("the server of tool {name:?} is not configured"));
+            let why = format!("the server of tool {name:?} is not configured");
+            return (ToolOutput::error(why), CallOutcome::Unavailable);
         };
+        let slot = &slot;
         let params = CallToolRequestParams::new(tool.original.clone()).with_arguments(arguments);
         let timeout = slot.config.call_timeout.unwrap_or(self.settings.call_timeout);
         let retries = slot.config.retries.unwrap_or(self.settings.retries);
@@ -51,7 +68,13 @@ impl Hub {
         let deadline = Instant::now() + timeout;
         let _slot_taken = match slot.limit.admit(deadline).await {
             Ok(permit) => permit,
-            Err(refused) => return ToolOutput::error(refusal(refused, name, &tool.server, timeout)),
+            Err(refused) => {
+                let outcome = match refused {
+                    Refused::TimedOut { .. } => CallOutcome::Timeout,
+                    Refused::Busy { .. } | Refused::Closed => CallOutcome::Busy,
+                };
+                return (ToolOutput::error(refusal(refused, name, &tool.server, timeout)), outcome);
+            }
         };
         let mut attempt = 0;
         loop {
@@ -64,20 +87,23 @@ impl Hub {
                     attempt += 1;
                     continue;
                 }
-                return ToolOutput::error(self.unavailable_reason(slot));
+                return (ToolOutput::error(self.unavailable_reason(slot)), CallOutcome::Unavailable);
             };
             let result = tokio::time::timeout_at(deadline, peer.call_tool(params.clone())).await;
-            match result {
+            let failed = |why: String, outcome| (ToolOutput::error(why), outcome);
+            return match result {
                 Err(_) => {
-                    return ToolOutput::error(format!("tool {name:?} did not finish within {} s", timeout.as_secs()))
+                    failed(format!("tool {name:?} did not finish within {} s", timeout.as_secs()), CallOutcome::Timeout)
                 }
                 Ok(Ok(r)) => {
                     let content: Vec<Value> = r.content.iter().filter_map(|c| serde_json::to_value(c).ok()).collect();
                     let text = cap(content_to_text(&content, r.structured_content.as_ref()), max_bytes);
-                    return ToolOutput { text, is_error: r.is_error.unwrap_or(false) };
+                    let is_error = r.is_error.unwrap_or(false);
+                    let outcome = if is_error { CallOutcome::ToolError } else { CallOutcome::Ok };
+                    (ToolOutput { text, is_error }, outcome)
                 }
                 Ok(Err(ServiceError::McpError(e))) => {
-                    return ToolOutput::error(format!("tool {name:?} failed: {}", e.message));
+                    failed(format!("tool {name:?} failed: {}", e.message), CallOutcome::ToolError)
                 }
                 Ok(Err(e)) if is_transport(&e) => {
                     let replayable = matches!(e, ServiceError::TransportSend(_)) || is_remote(slot);
@@ -85,13 +111,11 @@ impl Hub {
                         attempt += 1;
                         continue;
                     }
-                    return ToolOutput::error(format!(
-                        "MCP server {:?} failed during the call to {name:?}: {e}",
-                        tool.server
-                    ));
+                    let why = format!("MCP server {:?} failed during the call to {name:?}: {e}", tool.server);
+                    failed(why, CallOutcome::Unavailable)
                 }
-                Ok(Err(e)) => return ToolOutput::error(format!("tool {name:?} failed: {e}")),
-            }
+                Ok(Err(e)) => failed(format!("tool {name:?} failed: {e}"), CallOutcome::ToolError),
+            };
         }
     }
 

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::catalog::{Catalog, ServerTool};
 use super::limit::CallLimit;
+use crate::metrics::ToolMetrics;
 use crate::settings::servers::ServerConfig;
 use crate::settings::HubSettings;
 
@@ -53,6 +54,12 @@ pub(crate) struct Slot {
     pub config: ServerConfig,
     pub peer: RwLock<Option<Peer<RoleClient>>>,
     state: Mutex<SlotState>,
+    /// The server's last tool listing (kept while it is down, for stable names).
+    tools: Mutex<Option<Vec<ServerTool>>>,
+    /// Stops this server's supervisor: at hub shutdown (a child of the
+    /// hub's token), or when a reload removes or replaces the server.
+    pub stop: CancellationToken,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Bumped on every connection attempt's outcome, success or failure;
     /// a retrying call waits on it.
     pub attempts: watch::Sender<u64>,
@@ -71,21 +78,42 @@ struct SlotState {
 }
 
 pub struct Hub {
-    pub(crate) slots: Vec<Arc<Slot>>,
-    known: Mutex<BTreeMap<String, Vec<ServerTool>>>,
+    /// The servers in service. A reload swaps the whole list at once.
+    slots: RwLock<Vec<Arc<Slot>>>,
+    /// Servers a reload removed or replaced, until their calls have drained
+    /// and their processes are gone.
+    pub(crate) retiring: Mutex<Vec<Arc<Slot>>>,
+    /// One reload at a time.
+    pub(crate) reloading: tokio::sync::Mutex<()>,
     catalog: RwLock<Arc<Catalog>>,
     /// Bumped whenever the catalog changes, for those who tell clients (`/mcp`).
     changes: watch::Sender<u64>,
     pub(crate) settings: HubSettings,
     pub(crate) parent_env: HashMap<String, String>,
     pub(crate) shutdown: CancellationToken,
-    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// The runtime the hub was started on (its own), for `/healthz`'s task count.
     runtime: tokio::runtime::Handle,
+    /// Every call's outcome and duration, for `/metrics`.
+    pub(crate) tool_metrics: ToolMetrics,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Slot {
+    /// Stops the supervisor, waits (briefly) for it to end and kills the
+    /// server's process group: nothing of the server is left running.
+    pub(crate) async fn stopped(&self) {
+        self.stop.cancel();
+        let task = lock(&self.task).take();
+        if let Some(task) = task {
+            let _ = tokio::time::timeout(Duration::from_secs(3), task).await;
+        }
+        if let Some(pid) = lock(&self.state).pid.take() {
+            super::stdio::kill_group(pid);
+        }
+    }
 }
 
 impl Hub {
@@ -97,48 +125,91 @@ impl Hub {
         settings: HubSettings,
         parent_env: HashMap<String, String>,
     ) -> Arc<Hub> {
-        let slots = servers
-            .into_iter()
-            .map(|config| {
-                Arc::new(Slot {
-                    peer: RwLock::new(None),
-                    state: Mutex::new(SlotState {
-                        ever_connected: false,
-                        attempts: 0,
-                        error: None,
-                        down_since: None,
-                        restarts: 0,
-                        pid: None,
-                    }),
-                    attempts: watch::channel(0).0,
-                    limit: CallLimit::new(
-                        config.max_concurrent_calls.unwrap_or(settings.max_concurrent_calls),
-                        settings.max_queued_calls,
-                    ),
-                    config,
-                })
-            })
-            .collect();
         let hub = Arc::new(Hub {
-            slots,
-            known: Mutex::new(BTreeMap::new()),
+            slots: RwLock::new(Vec::new()),
+            retiring: Mutex::new(Vec::new()),
+            reloading: tokio::sync::Mutex::new(()),
             catalog: RwLock::new(Arc::new(Catalog::default())),
             changes: watch::channel(0).0,
             settings,
             parent_env,
             shutdown: CancellationToken::new(),
-            tasks: Mutex::new(Vec::new()),
             runtime: tokio::runtime::Handle::current(),
+            tool_metrics: ToolMetrics::default(),
         });
-        for slot in &hub.slots {
-            let task = tokio::spawn(super::supervisor::run(hub.clone(), slot.clone()));
-            lock(&hub.tasks).push(task);
-        }
-        let deadline = tokio::time::Instant::now() + hub.settings.startup_wait;
-        while hub.slots.iter().any(|s| lock(&s.state).attempts == 0) && tokio::time::Instant::now() < deadline {
+        let slots: Vec<Arc<Slot>> = servers.into_iter().map(|config| hub.spawn_slot(config)).collect();
+        hub.settle(&slots).await;
+        hub.replace_slots(slots);
+        hub
+    }
+
+    /// A slot for `config` with its supervisor running; not in service
+    /// until [`Hub::replace_slots`] puts it there.
+    pub(crate) fn spawn_slot(self: &Arc<Self>, config: ServerConfig) -> Arc<Slot> {
+        let slot = Arc::new(Slot {
+            peer: RwLock::new(None),
+            state: Mutex::new(SlotState {
+                ever_connected: false,
+                attempts: 0,
+                error: None,
+                down_since: None,
+                restarts: 0,
+                pid: None,
+            }),
+            tools: Mutex::new(None),
+            stop: self.shutdown.child_token(),
+            task: Mutex::new(None),
+            attempts: watch::channel(0).0,
+            limit: CallLimit::new(
+                config.max_concurrent_calls.unwrap_or(self.settings.max_concurrent_calls),
+                self.settings.max_queued_calls,
+            ),
+            config,
+        });
+        let task = tokio::spawn(super::supervisor::run(self.clone(), slot.clone()));
+        *lock(&slot.task) = Some(task);
+        slot
+    }
+
+    /// Waits until every one of `slots` has connected or failed once, or
+    /// `startup_wait` has passed; those not up by then keep being retried.
+    pub(crate) async fn settle(&self, slots: &[Arc<Slot>]) {
+        let deadline = tokio::time::Instant::now() + self.settings.startup_wait;
+        while slots.iter().any(|s| lock(&s.state).attempts == 0) && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        hub
+    }
+
+    /// Puts `slots` in service in place of the current ones, and derives the
+    /// catalog from them once.
+    pub(crate) fn replace_slots(&self, slots: Vec<Arc<Slot>>) {
+        if let Ok(mut live) = self.slots.write() {
+            *live = slots;
+        }
+        self.rebuild_catalog();
+    }
+
+    pub(crate) fn retiring_push(&self, slot: Arc<Slot>) {
+        lock(&self.retiring).push(slot);
+    }
+
+    pub(crate) fn retiring_remove(&self, slot: &Arc<Slot>) {
+        lock(&self.retiring).retain(|s| !Arc::ptr_eq(s, slot));
+    }
+
+    /// The servers in service now (a cheap snapshot).
+    pub(crate) fn live(&self) -> Vec<Arc<Slot>> {
+        self.slots.read().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Where the hub records its calls; the gate registers it for `/metrics`.
+    pub fn tool_metrics(&self) -> &ToolMetrics {
+        &self.tool_metrics
+    }
+
+    /// The servers' state for `/metrics`, read at each scrape.
+    pub fn server_collector(self: &Arc<Self>) -> Box<dyn prometheus_client::collector::Collector> {
+        Box::new(super::status_metrics::ServerCollector(Arc::downgrade(self)))
     }
 
     /// Tasks alive on the hub's runtime (supervisors, MCP transports, calls).
@@ -157,8 +228,7 @@ impl Hub {
     }
 
     pub fn status(&self) -> Vec<ServerStatus> {
-        let known = lock(&self.known);
-        self.slots
+        self.live()
             .iter()
             .map(|slot| {
                 let st = lock(&slot.state);
@@ -167,7 +237,7 @@ impl Hub {
                     transport: slot.config.transport.kind(),
                     state: self.phase(slot, &st),
                     error: st.error.clone(),
-                    tools: known.get(&slot.config.name).map_or(0, Vec::len),
+                    tools: lock(&slot.tools).as_ref().map_or(0, Vec::len),
                     restarts: st.restarts,
                     running: slot.limit.running(),
                     max_concurrent_calls: slot.limit.max_running(),
@@ -191,22 +261,18 @@ impl Hub {
     /// Stops every supervisor and kills every stdio server's process group.
     pub async fn shutdown(&self) {
         self.shutdown.cancel();
-        for slot in &self.slots {
+        let mut slots = self.live();
+        slots.extend(lock(&self.retiring).iter().cloned());
+        for slot in &slots {
             slot.limit.close();
         }
-        let tasks: Vec<_> = lock(&self.tasks).drain(..).collect();
-        for task in tasks {
-            let _ = tokio::time::timeout(Duration::from_secs(3), task).await;
-        }
-        for slot in &self.slots {
-            if let Some(pid) = lock(&slot.state).pid.take() {
-                super::stdio::kill_group(pid);
-            }
+        for slot in &slots {
+            slot.stopped().await;
         }
     }
 
-    pub(crate) fn slot(&self, name: &str) -> Option<&Arc<Slot>> {
-        self.slots.iter().find(|s| s.config.name == name)
+    pub(crate) fn slot(&self, name: &str) -> Option<Arc<Slot>> {
+        self.slots.read().ok()?.iter().find(|s| s.config.name == name).cloned()
     }
 
     /// Records a fresh connection and its tools.
@@ -225,7 +291,7 @@ impl Hub {
         if let Ok(mut p) = slot.peer.write() {
             *p = Some(peer);
         }
-        lock(&self.known).insert(slot.config.name.clone(), tools);
+        *lock(&slot.tools) = Some(tools);
         self.rebuild_catalog();
         slot.attempts.send_modify(|g| *g += 1);
     }
@@ -249,15 +315,19 @@ impl Hub {
     }
 
     /// Replaces a server's tools after `notifications/tools/list_changed`.
-    pub(crate) fn set_tools(&self, server: &str, tools: Vec<ServerTool>) {
-        lock(&self.known).insert(server.to_string(), tools);
+    pub(crate) fn set_tools(&self, slot: &Slot, tools: Vec<ServerTool>) {
+        *lock(&slot.tools) = Some(tools);
         self.rebuild_catalog();
     }
 
-    /// Re-derives the catalog from what is known and which servers count as available.
+    /// Re-derives the catalog from the servers in service: their last
+    /// listings, and which of them count as available.
     pub(crate) fn rebuild_catalog(&self) {
-        let available: Vec<&str> = self
-            .slots
+        // Under the list's read lock, so a reload's swap and this never interleave.
+        let Ok(slots) = self.slots.read() else { return };
+        let known: BTreeMap<String, Vec<ServerTool>> =
+            slots.iter().filter_map(|s| lock(&s.tools).clone().map(|tools| (s.config.name.clone(), tools))).collect();
+        let available: Vec<&str> = slots
             .iter()
             .filter(|s| {
                 let st = lock(&s.state);
@@ -265,7 +335,7 @@ impl Hub {
             })
             .map(|s| s.config.name.as_str())
             .collect();
-        let next = Catalog::build(&lock(&self.known), &available);
+        let next = Catalog::build(&known, &available);
         if let Ok(mut c) = self.catalog.write() {
             if c.tools() != next.tools() {
                 tracing::info!(target: "mcp", tools = next.len(), "tool catalog changed");

@@ -10,19 +10,24 @@
 //! | `limit` | per server: calls running at once, a bounded queue for the rest |
 //! | `stdio` | child processes: clean env, own process group, stderr to log |
 //! | `sse_transport` | the legacy HTTP+SSE client transport on rmcp's `Transport` trait |
+//! | `reload` | a new set of servers for a running hub: keep, add, restart, retire |
 //! | `result` | MCP content to text, size cap |
+//! | `status_metrics` | the servers' state as `/metrics` reads it at each scrape |
 
 mod call;
 pub mod catalog;
 mod hub;
 mod limit;
+mod reload;
 pub mod result;
 mod sse_transport;
+mod status_metrics;
 mod stdio;
 mod supervisor;
 
 pub use crate::settings::HubSettings;
 pub use catalog::{Catalog, CatalogTool};
 pub use hub::{Hub, Phase, ServerStatus};
+pub use reload::Reconciled;
 pub use result::ToolOutput;
 pub use sse_transport::SseClientTransport;

@@ -31,7 +31,7 @@ const HEALTHY_AFTER: Duration = Duration::from_secs(30);
 #[derive(Clone)]
 pub(crate) struct HubClient {
     hub: Weak<Hub>,
-    server: String,
+    slot: Weak<Slot>,
 }
 
 impl ClientHandler for HubClient {
@@ -41,7 +41,7 @@ impl ClientHandler for HubClient {
     ) -> impl std::future::Future<Output = ()> + Send + '_ {
         // Listing is a request on the same session: never hold up the
         // session's message loop waiting for it.
-        tokio::spawn(refresh_tools(self.hub.clone(), self.server.clone(), context.peer));
+        tokio::spawn(refresh_tools(self.hub.clone(), self.slot.clone(), context.peer));
         std::future::ready(())
     }
 
@@ -53,12 +53,13 @@ impl ClientHandler for HubClient {
     }
 }
 
-async fn refresh_tools(hub: Weak<Hub>, server: String, peer: Peer<RoleClient>) {
+async fn refresh_tools(hub: Weak<Hub>, slot: Weak<Slot>, peer: Peer<RoleClient>) {
+    let Some(server) = slot.upgrade().map(|s| s.config.name.clone()) else { return };
     match peer.list_all_tools().await {
         Ok(tools) => {
-            if let Some(hub) = hub.upgrade() {
+            if let (Some(hub), Some(slot)) = (hub.upgrade(), slot.upgrade()) {
                 tracing::info!(target: "mcp", server = %server, "tool list changed");
-                hub.set_tools(&server, tools.into_iter().map(convert).collect());
+                hub.set_tools(&slot, tools.into_iter().map(convert).collect());
             }
         }
         Err(e) => tracing::warn!(target: "mcp", server = %server, "re-listing tools failed: {e}"),
@@ -69,7 +70,8 @@ async fn refresh_tools(hub: Weak<Hub>, server: String, peer: Peer<RoleClient>) {
 /// on a `subscriptions/listen` stream; older servers send it unscoped, to
 /// [`HubClient::on_tool_list_changed`]. This listens on the stream where the
 /// server supports it; the task ends with the connection.
-async fn watch_tool_changes(hub: Weak<Hub>, server: String, peer: Peer<RoleClient>) {
+async fn watch_tool_changes(hub: Weak<Hub>, slot: Weak<Slot>, peer: Peer<RoleClient>) {
+    let server = slot.upgrade().map(|s| s.config.name.clone()).unwrap_or_default();
     let filter = SubscriptionFilterBuilder::default().tools_list_changed().build();
     let mut subscription = match peer.listen(filter).await {
         Ok(s) => s,
@@ -80,7 +82,7 @@ async fn watch_tool_changes(hub: Weak<Hub>, server: String, peer: Peer<RoleClien
     };
     while let Ok(Some(notification)) = subscription.next().await {
         if matches!(notification, ServerNotification::ToolListChangedNotification(_)) {
-            refresh_tools(hub.clone(), server.clone(), peer.clone()).await;
+            refresh_tools(hub.clone(), slot.clone(), peer.clone()).await;
         }
     }
 }
@@ -108,7 +110,7 @@ pub(crate) async fn run(hub: Arc<Hub>, slot: Arc<Slot>) {
         let attempt = tokio::time::timeout(hub.settings.connect_timeout, connect(&hub, &slot));
         let outcome = tokio::select! {
             r = attempt => r.unwrap_or_else(|_| Err(format!("no answer within {:?}", hub.settings.connect_timeout))),
-            _ = hub.shutdown.cancelled() => return,
+            _ = slot.stop.cancelled() => return,
         };
         match outcome {
             Ok(conn) => {
@@ -116,7 +118,11 @@ pub(crate) async fn run(hub: Arc<Hub>, slot: Arc<Slot>) {
                 let started = Instant::now();
                 let token = conn.running.cancellation_token();
                 hub.connected(&slot, conn.running.peer().clone(), conn.tools, conn.pid);
-                tokio::spawn(watch_tool_changes(Arc::downgrade(&hub), name.clone(), conn.running.peer().clone()));
+                tokio::spawn(watch_tool_changes(
+                    Arc::downgrade(&hub),
+                    Arc::downgrade(&slot),
+                    conn.running.peer().clone(),
+                ));
                 let peer = conn.running.peer().clone();
                 let wait = conn.running.waiting();
                 tokio::pin!(wait);
@@ -132,7 +138,7 @@ pub(crate) async fn run(hub: Arc<Hub>, slot: Arc<Slot>) {
                         let _ = tokio::time::timeout(Duration::from_secs(2), &mut wait).await;
                         hub.down(&slot, why);
                     }
-                    _ = hub.shutdown.cancelled() => {
+                    _ = slot.stop.cancelled() => {
                         token.cancel();
                         let _ = tokio::time::timeout(Duration::from_secs(2), wait).await;
                         return;
@@ -149,7 +155,7 @@ pub(crate) async fn run(hub: Arc<Hub>, slot: Arc<Slot>) {
         }
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
-            _ = hub.shutdown.cancelled() => return,
+            _ = slot.stop.cancelled() => return,
         }
         backoff = (backoff * 2).min(hub.settings.backoff_max);
         // Lets a server that has been down past the grace period drop out.
@@ -200,8 +206,8 @@ fn describe(quit: Result<rmcp::service::QuitReason, tokio::task::JoinError>) -> 
     }
 }
 
-async fn connect(hub: &Arc<Hub>, slot: &Slot) -> Result<Connection, String> {
-    let handler = HubClient { hub: Arc::downgrade(hub), server: slot.config.name.clone() };
+async fn connect(hub: &Arc<Hub>, slot: &Arc<Slot>) -> Result<Connection, String> {
+    let handler = HubClient { hub: Arc::downgrade(hub), slot: Arc::downgrade(slot) };
     let (running, pid) = match &slot.config.transport {
         Transport::Stdio { command, args, env, cwd } => {
             let spawned = stdio::spawn(&slot.config.name, command, args, env, cwd.as_ref(), &hub.parent_env)

@@ -56,6 +56,9 @@ impl SessionLock {
 
 #[async_trait]
 pub trait SessionStore: Send + Sync {
+    /// `sqlite` or `redis`, for metrics.
+    fn kind(&self) -> &'static str;
+
     /// Creates an empty session owned by `owner` and returns its id (a uuid v4).
     async fn create(&self, owner: &str) -> Result<String, StoreError>;
 

@@ -234,6 +234,10 @@ type Loaded = Option<(u64, u64, Vec<String>, Vec<String>)>;
 
 #[async_trait]
 impl SessionStore for RedisStore {
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+
     async fn create(&self, owner: &str) -> Result<String, StoreError> {
         let id = uuid::Uuid::new_v4().to_string();
         let [session, _, _] = keys(&id);

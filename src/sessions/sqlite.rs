@@ -133,6 +133,10 @@ fn insert_messages(
 
 #[async_trait]
 impl SessionStore for SqliteStore {
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+
     async fn create(&self, owner: &str) -> Result<String, StoreError> {
         let id = uuid::Uuid::new_v4().to_string();
         let (sid, owner, ttl) = (id.clone(), owner.to_string(), self.ttl_secs());

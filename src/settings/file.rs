@@ -23,6 +23,7 @@ pub(super) struct RawConfig {
     pub(super) responses: ResponsesSection,
     pub(super) mcp_server: McpServerSection,
     pub(super) auth: AuthSection,
+    pub(super) metrics: MetricsSection,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -213,6 +214,23 @@ pub(super) struct McpServerSection {
 impl Default for McpServerSection {
     fn default() -> Self {
         Self { enabled: true }
+    }
+}
+
+/// `/metrics`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct MetricsSection {
+    /// Serve Prometheus metrics at all.
+    pub(super) enabled: bool,
+    /// `host:port` of a listener of their own (then not on the main port);
+    /// empty: `/metrics` on the main port.
+    pub(super) listen: String,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        Self { enabled: true, listen: String::new() }
     }
 }
 

@@ -17,11 +17,13 @@
 //! | `parts` | the validated settings of each part, as the parts read them |
 //! | `servers` | `servers_config.json` |
 //! | `keys` | client keys and their tool allow-lists |
+//! | `sources` | what a reload reads again (servers file, keys) |
 
 mod file;
 pub mod keys;
 mod parts;
 pub mod servers;
+mod sources;
 mod validate;
 
 use std::collections::HashMap;
@@ -32,10 +34,14 @@ use std::time::Duration;
 pub use file::ServerSection;
 use file::{raw_config, RawConfig};
 pub use parts::{
-    HttpLimits, HubSettings, ModeSetting, RetryPolicy, SessionSettings, ToolLimits, ToolSettings, UpstreamTimeouts,
+    HttpLimits, HubSettings, MetricsSettings, ModeSetting, RetryPolicy, SessionSettings, ToolLimits, ToolSettings,
+    UpstreamTimeouts,
 };
 use servers::ServerConfig;
-use validate::{bracket_v6, read_file, secs, validate_limits, validate_mcp, validate_origins, validate_tool};
+pub use sources::ReloadSources;
+use validate::{
+    bracket_v6, read_file, secs, validate_limits, validate_mcp, validate_metrics, validate_origins, validate_tool,
+};
 
 /// Where the TOML file is looked for when `CONFIG_FILE` is not set.
 pub const DEFAULT_CONFIG_FILE: &str = "conf/mcp-chat-proxy.toml";
@@ -171,6 +177,10 @@ pub struct Settings {
     pub mcp_server_enabled: bool,
     /// Client keys; empty: anyone may call (see README).
     pub keys: keys::Keys,
+    /// `metrics.enabled`, `metrics.listen`.
+    pub metrics: MetricsSettings,
+    /// The servers file and keys as a reload reads them again.
+    pub reload: ReloadSources,
 }
 
 /// The servers file looked for by default; it may be absent (no MCP servers).
@@ -273,8 +283,9 @@ impl Settings {
             ));
         }
         let keys_file = raw.auth.keys_file.trim();
-        let keys = keys::Keys::load(&raw.auth.keys, (!keys_file.is_empty()).then(|| Path::new(keys_file)), env)
-            .map_err(|e| invalid("AUTH_KEYS_FILE", keys_file, e))?;
+        let keys_path = (!keys_file.is_empty()).then(|| Path::new(keys_file));
+        let keys =
+            keys::Keys::load(&raw.auth.keys, keys_path, env).map_err(|e| invalid("AUTH_KEYS_FILE", keys_file, e))?;
         let session = SessionSettings {
             store: ss.store.clone(),
             ttl: Duration::from_secs(ss.ttl_seconds),
@@ -310,6 +321,8 @@ impl Settings {
             responses_passthrough: raw.responses.passthrough_without_tools,
             mcp_server_enabled: raw.mcp_server.enabled,
             keys,
+            metrics: validate_metrics(&raw.metrics)?,
+            reload: ReloadSources::new(&raw.mcp.servers_config, &raw.auth.keys, keys_path, env),
         })
     }
 

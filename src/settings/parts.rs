@@ -44,6 +44,16 @@ pub struct RetryPolicy {
     pub max_delay: Duration,
 }
 
+/// Where `/metrics` is served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetricsSettings {
+    Off,
+    /// On the main listener, beside the API (under the client keys, if any).
+    OnMainPort,
+    /// On a listener of its own (`host:port`), and not on the main one.
+    Listen(String),
+}
+
 /// The validated `/chat` session settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionSettings {

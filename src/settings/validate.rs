@@ -5,11 +5,12 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
-use super::file::{LimitsSection, McpSection, ServerSection, ToolSection};
+use super::file::{LimitsSection, McpSection, MetricsSection, ServerSection, ToolSection};
 use super::servers::{self, ServerConfig};
 use super::ModeSetting;
 use super::{
-    invalid, AllowedOrigins, HttpLimits, HubSettings, SettingsError, ToolLimits, ToolSettings, DEFAULT_SERVERS_CONFIG,
+    invalid, AllowedOrigins, HttpLimits, HubSettings, MetricsSettings, SettingsError, ToolLimits, ToolSettings,
+    DEFAULT_SERVERS_CONFIG,
 };
 
 /// A duration setting that must be at least one second.
@@ -120,4 +121,14 @@ pub(super) fn validate_origins(origins: &[String]) -> Result<AllowedOrigins, Set
         }
     }
     Ok(AllowedOrigins::List(origins.to_vec()))
+}
+
+pub(super) fn validate_metrics(m: &MetricsSection) -> Result<MetricsSettings, SettingsError> {
+    let listen = m.listen.trim();
+    match (m.enabled, listen) {
+        (false, _) => Ok(MetricsSettings::Off),
+        (true, "") => Ok(MetricsSettings::OnMainPort),
+        (true, addr) if addr.parse::<std::net::SocketAddr>().is_ok() => Ok(MetricsSettings::Listen(addr.to_string())),
+        (true, addr) => Err(invalid("METRICS_LISTEN", addr, "must be an address to listen on, e.g. 127.0.0.1:9464")),
+    }
 }

@@ -80,10 +80,10 @@ async fn sigterm_lets_an_in_flight_stream_finish_then_exits() {
     assert!(std::net::TcpStream::connect(("127.0.0.1", proxy.port)).is_err(), "no longer listening");
 }
 
-/// A process manager's SIGHUP (log rotation, "reload") must not kill the
-/// proxy: until configuration reload exists it is ignored, with a log line.
+/// A process manager's SIGHUP ("reload") reloads the MCP servers and the
+/// client keys, never kills the proxy, and leaves a stream in flight intact.
 #[tokio::test]
-async fn sighup_is_ignored_with_a_log_line_and_streams_continue() {
+async fn sighup_reloads_and_streams_continue() {
     let mock = MockUpstream::start().await;
     let mut proxy = start_binary(&mock.base_url(), &[]);
     let pieces: Vec<String> = (0..6).map(|i| format!("w{i} ")).collect();
@@ -116,8 +116,10 @@ async fn sighup_is_ignored_with_a_log_line_and_streams_continue() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(r.status(), 200);
+    let health = crate::common::get_json(&format!("http://127.0.0.1:{}/healthz", proxy.port)).await;
+    assert_eq!(health["config"]["reloads"], 1, "one reload: {health}");
     let log = std::fs::read_to_string(&proxy.log).unwrap_or_default();
-    assert!(log.contains("SIGHUP"), "no log line says the signal was ignored: {log}");
+    assert!(log.contains("SIGHUP: configuration reloaded"), "no log line says what SIGHUP did: {log}");
 }
 
 #[tokio::test]

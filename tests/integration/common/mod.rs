@@ -6,6 +6,7 @@ pub mod binary;
 pub mod llama;
 pub mod mcp;
 pub mod mock_upstream;
+pub mod prometheus;
 pub mod raw_http;
 pub mod redis;
 pub mod scratch;
@@ -39,6 +40,13 @@ impl Drop for Proxy {
 }
 
 impl Proxy {
+    /// Asks for a reload, as SIGHUP does for the binary.
+    pub fn reload(&self) {
+        if let Some(server) = &self.server {
+            server.reload();
+        }
+    }
+
     /// `http://127.0.0.1:PORT/v1`, the client's `base_url`.
     pub fn base_url(&self) -> String {
         format!("{}/v1", self.url)
