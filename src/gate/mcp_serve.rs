@@ -105,11 +105,7 @@ async fn read_request(
         .body(Full::new(Bytes::from(body)))
         .map_err(|e| ProxyError::bad_request(format!("unreadable request: {e}"), None))?;
     *request.headers_mut() = head.headers.clone();
-    let caller = CallerTools {
-        tools: gate.tools_for(ctx),
-        changes: gate.hub.catalog_changes(),
-        draining: gate.draining.clone(),
-    };
+    let caller = CallerTools { tools: gate.tools_for(ctx), hub: gate.hub.clone(), draining: gate.draining.clone() };
     request.extensions_mut().insert(caller);
     Ok(request)
 }

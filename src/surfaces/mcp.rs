@@ -14,6 +14,7 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
+use std::time::Duration;
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, JsonObject, ListToolsResult,
@@ -22,10 +23,10 @@ use rmcp::model::{
 use rmcp::service::{RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::Value;
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::mcp::{CatalogTool, ToolOutput};
+use crate::mcp::{CatalogTool, Hub, ToolOutput};
+use crate::metrics::CallOutcome;
 use crate::tool_loop::ToolRunner;
 
 /// The tools of the request being served: the hub as the caller's key sees
@@ -33,7 +34,8 @@ use crate::tool_loop::ToolRunner;
 #[derive(Clone)]
 pub struct CallerTools {
     pub tools: Arc<dyn ToolRunner>,
-    pub changes: watch::Receiver<u64>,
+    /// The whole hub: its change signal, and where a refused call is counted.
+    pub hub: Arc<Hub>,
     /// Cancelled when the proxy starts to drain: subscriptions end then,
     /// or a listening client would hold the shutdown for its whole grace period.
     pub draining: CancellationToken,
@@ -56,6 +58,15 @@ fn caller(context: &RequestContext<RoleServer>) -> Result<CallerTools, ErrorData
 
 fn caller_tools(context: &RequestContext<RoleServer>) -> Result<Arc<dyn ToolRunner>, ErrorData> {
     caller(context).map(|c| c.tools)
+}
+
+/// Counts a refused call as the chat path does (the client hears the same
+/// error either way; the operator's metrics tell a forbidden tool from a made-up name).
+fn count_refusal(hub: &Hub, name: &str) {
+    match hub.catalog().get(name) {
+        Some(t) => hub.tool_metrics().record(&t.server, &t.name, CallOutcome::Refused, Duration::ZERO),
+        None => hub.tool_metrics().unknown(Duration::ZERO),
+    }
 }
 
 /// A catalog tool as MCP lists it: the exposed name, the server's description and schema.
@@ -100,11 +111,12 @@ impl ServerHandler for CatalogServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let tools = caller_tools(&context)?;
+        let CallerTools { tools, hub, .. } = caller(&context)?;
         // Not in the caller's catalog, whether it does not exist or the key may
         // not use it: the same protocol error (-32602, as rmcp's own router
         // answers), so a key never learns of a tool it may not use.
         if tools.catalog().get(&request.name).is_none() {
+            count_refusal(&hub, &request.name);
             return Err(ErrorData::invalid_params(format!("unknown tool: {}", request.name), None));
         }
         let arguments = request.arguments.map(Value::Object).unwrap_or(Value::Null);
@@ -122,7 +134,8 @@ impl ServerHandler for CatalogServer {
 
     /// One subscription: runs until the client cancels it or goes away.
     async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
-        let CallerTools { tools, mut changes, draining } = caller(context.request_context())?;
+        let CallerTools { tools, hub, draining } = caller(context.request_context())?;
+        let mut changes = hub.catalog_changes();
         let mut seen = tools.catalog();
         loop {
             tokio::select! {

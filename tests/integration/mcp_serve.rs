@@ -20,6 +20,7 @@ use serde_json::{json, Value};
 use crate::common::binary::{start_binary, wait_exit};
 use crate::common::mcp::{start_remote, test_server, url};
 use crate::common::mock_upstream::{MockUpstream, Reply};
+use crate::common::prometheus::scrape;
 use crate::common::scratch::ScratchFile;
 use crate::common::{
     client, require_python_module, run_python, start_proxy, start_proxy_with_tools, write_servers, Proxy,
@@ -197,6 +198,13 @@ async fn a_restricted_key_sees_and_calls_only_its_tools() {
     let forbidden = refusal(call(&limited, "fail", json!({})).await);
     let unknown = refusal(call(&limited, "no_such", json!({})).await);
     assert_eq!(forbidden.replace("fail", "no_such"), unknown, "a forbidden tool must look unknown");
+
+    // Counted as the chat path counts them: the forbidden tool under its name, the made-up one apart.
+    let scraped = scrape(&format!("{}/metrics", proxy.url), Some("Bearer full-key-0102")).await;
+    let calls = "mcp_chat_proxy_tool_calls_total";
+    assert_eq!(scraped.value(calls, &[("server", "a"), ("tool", "fail"), ("outcome", "refused")]), 1.0);
+    assert_eq!(scraped.value(calls, &[("tool", "(unknown)"), ("outcome", "refused")]), 1.0);
+    assert_eq!(scraped.value(calls, &[("server", "b"), ("tool", "b__echo"), ("outcome", "ok")]), 1.0);
 
     let full = must_connect(&proxy, Some("full-key-0102")).await;
     assert_eq!(names(&full).await, ["a__echo", "add", "b__echo", "fail"]);
