@@ -395,3 +395,17 @@ async fn sigterm_ends_a_subscription_and_does_not_wait_out_the_grace_period() {
     assert_eq!(wait_exit(&mut proxy.child, Duration::from_secs(10)), Some(0));
     assert!(started.elapsed() < Duration::from_secs(15), "sat out the grace period");
 }
+
+/// The client connection is watched while a call runs (a hang-up cancels
+/// it); a call that outlasts the body read timeout is still no hang-up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_that_outlasts_the_body_timeout_is_answered() {
+    let mock = MockUpstream::start().await;
+    // The test server's calls time out after 2 s: the sleep fits between the two.
+    let proxy = start_proxy_with_tools(&mock.base_url(), "sleep", &[("LIMITS_BODY_TIMEOUT_SECONDS", "1")]);
+    let mcp = must_connect(&proxy, None).await;
+    let slept = call(&mcp, "sleep", json!({"ms": 1600})).await.unwrap_or_else(|e| panic!("sleep: {e}"));
+    let (text, is_error) = text_of(&slept);
+    assert!(!is_error && text.contains("1600"), "{slept:?}");
+    let _ = mcp.cancel().await;
+}
