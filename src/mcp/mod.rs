@@ -11,11 +11,15 @@
 //! | `stdio` | child processes: clean env, own process group, stderr to log |
 //! | `sse_transport` | the legacy HTTP+SSE client transport on rmcp's `Transport` trait |
 //! | `result` | MCP content to text, size cap |
+//! | `oauth` | bearer tokens by the client-credentials grant: cache, refresh before expiry and on 401 |
+//! | `bearer` | rmcp's streamable-HTTP client with that token on every request, one retry on 401 |
 
+mod bearer;
 mod call;
 pub mod catalog;
 mod hub;
 mod limit;
+mod oauth;
 pub mod result;
 mod sse_transport;
 mod stdio;

@@ -16,10 +16,12 @@
 //! | `validate` | each part's raw values checked, with errors naming the setting |
 //! | `parts` | the validated settings of each part, as the parts read them |
 //! | `servers` | `servers_config.json` |
+//! | `oauth` | a remote server's `oauth` block: client credentials, secret kept out of `Debug` |
 //! | `keys` | client keys and their tool allow-lists |
 
 mod file;
 pub mod keys;
+pub mod oauth;
 mod parts;
 pub mod servers;
 mod validate;
