@@ -19,6 +19,7 @@ mod mcp_catalog;
 mod mcp_cli;
 mod mcp_everything;
 mod mcp_limits;
+mod mcp_oauth;
 mod mcp_remote;
 mod mcp_stdio;
 mod metrics;
