@@ -10,9 +10,14 @@
 //! with; requests in flight keep the catalog snapshot of their round.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
 use serde::Serialize;
 use tokio::sync::Notify;
 
@@ -53,6 +58,11 @@ impl Live {
         self.keys.read().map(|k| k.clone()).unwrap_or_default()
     }
 
+    /// `/metrics`' view of the reloads, read at each scrape.
+    pub fn collector(self: &Arc<Self>) -> Box<dyn Collector> {
+        Box::new(ReloadCollector(Arc::downgrade(self)))
+    }
+
     pub fn status(&self) -> ReloadStatus {
         self.status.lock().map(|s| s.clone()).unwrap_or_default()
     }
@@ -74,6 +84,22 @@ impl Live {
                 Err(e) => s.error = Some(e),
             }
         }
+    }
+}
+
+#[derive(Debug)]
+struct ReloadCollector(Weak<Live>);
+
+impl Collector for ReloadCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(live) = self.0.upgrade() else { return Ok(()) };
+        let status = live.status();
+        let help = "Reloads of the servers file and keys that took effect";
+        let e = encoder.encode_descriptor("config_reloads", help, None, MetricType::Counter)?;
+        ConstCounter::new(status.reloads).encode(e)?;
+        let help = "1 while the last reload was refused (a broken file; the running configuration is kept)";
+        let e = encoder.encode_descriptor("config_reload_failed", help, None, MetricType::Gauge)?;
+        ConstGauge::new(i64::from(status.error.is_some())).encode(e)
     }
 }
 

@@ -126,9 +126,9 @@ impl Drop for InFlight {
 
 impl Gate {
     pub fn new(settings: Arc<Settings>, hub: Arc<Hub>, sessions: Arc<dyn SessionStore>) -> Result<Self, ProxyError> {
-        let metrics = Arc::new(Metrics::new(hub.tool_metrics(), Some(hub.server_collector())));
+        let (metrics, live) = Self::observed(&settings, &hub);
         let chat_upstream = Arc::new(HttpUpstream::new(&settings)?.with_metrics(metrics.upstream.clone()));
-        Ok(Self::build(settings, hub, sessions, chat_upstream, metrics))
+        Ok(Self::build(settings, hub, sessions, chat_upstream, metrics, live))
     }
 
     /// A gate whose tool loop calls `chat_upstream` (tests and embedders may
@@ -139,8 +139,15 @@ impl Gate {
         sessions: Arc<dyn SessionStore>,
         chat_upstream: Arc<dyn ChatUpstream>,
     ) -> Self {
-        let metrics = Arc::new(Metrics::new(hub.tool_metrics(), Some(hub.server_collector())));
-        Self::build(settings, hub, sessions, chat_upstream, metrics)
+        let (metrics, live) = Self::observed(&settings, &hub);
+        Self::build(settings, hub, sessions, chat_upstream, metrics, live)
+    }
+
+    /// What a reload replaces, and the metrics that watch it and the hub.
+    fn observed(settings: &Settings, hub: &Arc<Hub>) -> (Arc<Metrics>, Arc<Live>) {
+        let live = Arc::new(Live::new(settings.keys.clone()));
+        let collectors = vec![hub.server_collector(), live.collector()];
+        (Arc::new(Metrics::new(hub.tool_metrics(), collectors)), live)
     }
 
     fn build(
@@ -149,6 +156,7 @@ impl Gate {
         sessions: Arc<dyn SessionStore>,
         chat_upstream: Arc<dyn ChatUpstream>,
         metrics: Arc<Metrics>,
+        live: Arc<Live>,
     ) -> Self {
         let upstream = UpstreamTarget::new(&settings);
         let u = &settings.upstream;
@@ -156,7 +164,6 @@ impl Gate {
         let modes = ModePolicy::new(settings.tool.clone(), upstream_id);
         let mcp = mcp_serve::service(&settings);
         let in_flight = Arc::new(AtomicUsize::new(0));
-        let live = Arc::new(Live::new(settings.keys.clone()));
         let draining = tokio_util::sync::CancellationToken::new();
         Self { settings, hub, sessions, chat_upstream, modes, upstream, mcp, in_flight, metrics, live, draining }
     }

@@ -13,11 +13,15 @@
 //! | `reload` | a new set of servers for a running hub: keep, add, restart, retire |
 //! | `result` | MCP content to text, size cap |
 //! | `status_metrics` | the servers' state as `/metrics` reads it at each scrape |
+//! | `oauth` | bearer tokens by the client-credentials grant: cache, refresh before expiry and on 401 |
+//! | `bearer` | rmcp's streamable-HTTP client with that token on every request, one retry on 401 |
 
+mod bearer;
 mod call;
 pub mod catalog;
 mod hub;
 mod limit;
+mod oauth;
 mod reload;
 pub mod result;
 mod sse_transport;

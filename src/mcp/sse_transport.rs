@@ -5,8 +5,12 @@
 //! to POST JSON-RPC messages to; replies and notifications come back on the
 //! stream as `message` events. When the stream ends, `receive` returns `None`
 //! and rmcp ends the session, so the hub reconnects.
+//!
+//! With OAuth, every request carries the server's bearer token; a 401 gets
+//! one new token and one retry, as in the streamable-HTTP client.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -16,6 +20,7 @@ use rmcp::transport::Transport;
 use rmcp::RoleClient;
 use tokio::sync::mpsc;
 
+use super::oauth::{TokenError, TokenSource};
 use crate::sse::SseDecoder;
 
 /// Largest event accepted on the stream (a large tool result fits).
@@ -29,12 +34,15 @@ pub enum SseTransportError {
     Status(u16),
     #[error("{0}")]
     Protocol(String),
+    #[error(transparent)]
+    Token(#[from] TokenError),
 }
 
 pub struct SseClientTransport {
     client: reqwest::Client,
     endpoint: url::Url,
     headers: HeaderMap,
+    tokens: Option<Arc<TokenSource>>,
     rx: mpsc::Receiver<ServerJsonRpcMessage>,
     reader: tokio::task::JoinHandle<()>,
 }
@@ -44,13 +52,14 @@ impl SseClientTransport {
     pub async fn connect(
         url: &str,
         headers: &BTreeMap<String, String>,
+        tokens: Option<Arc<TokenSource>>,
         timeout: Duration,
     ) -> Result<Self, SseTransportError> {
         let base = url::Url::parse(url).map_err(|e| SseTransportError::Protocol(e.to_string()))?;
         let headers = header_map(headers)?;
         let client = reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).tcp_nodelay(true).build()?;
-        let resp =
-            client.get(base.clone()).headers(headers.clone()).header("accept", "text/event-stream").send().await?;
+        let open = client.get(base.clone()).headers(headers.clone()).header("accept", "text/event-stream");
+        let resp = send_authorized(open, tokens.as_deref()).await?;
         if !resp.status().is_success() {
             return Err(SseTransportError::Status(resp.status().as_u16()));
         }
@@ -74,8 +83,26 @@ impl SseClientTransport {
         }
         let (tx, rx) = mpsc::channel(64);
         let reader = tokio::spawn(read_messages(body, decoder, tx));
-        Ok(Self { client, endpoint, headers, rx, reader })
+        Ok(Self { client, endpoint, headers, tokens, rx, reader })
     }
+}
+
+/// Sends `request` with the current token, if the server has OAuth; on a
+/// 401, once more with a new token. The request must be cloneable (a JSON
+/// or empty body is).
+async fn send_authorized(
+    request: reqwest::RequestBuilder,
+    tokens: Option<&TokenSource>,
+) -> Result<reqwest::Response, SseTransportError> {
+    let Some(tokens) = tokens else { return Ok(request.send().await?) };
+    let retry = request.try_clone().ok_or_else(|| SseTransportError::Protocol("request cannot be retried".into()))?;
+    let sent = tokens.token().await?;
+    let resp = request.bearer_auth(sent.expose()).send().await?;
+    if resp.status() != reqwest::StatusCode::UNAUTHORIZED {
+        return Ok(resp);
+    }
+    let fresh = tokens.rejected(&sent).await?;
+    Ok(retry.bearer_auth(fresh.expose()).send().await?)
 }
 
 async fn read_messages(
@@ -128,8 +155,9 @@ impl Transport<RoleClient> for SseClientTransport {
         item: ClientJsonRpcMessage,
     ) -> impl std::future::Future<Output = Result<(), Self::Error>> + Send + 'static {
         let request = self.client.post(self.endpoint.clone()).headers(self.headers.clone()).json(&item);
+        let tokens = self.tokens.clone();
         async move {
-            let resp = request.timeout(Duration::from_secs(30)).send().await?;
+            let resp = send_authorized(request.timeout(Duration::from_secs(30)), tokens.as_deref()).await?;
             if !resp.status().is_success() {
                 return Err(SseTransportError::Status(resp.status().as_u16()));
             }

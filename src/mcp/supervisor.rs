@@ -16,8 +16,10 @@ use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::{Peer, RoleClient, ServiceExt};
 
+use super::bearer::BearerClient;
 use super::catalog::ServerTool;
 use super::hub::{Hub, Slot};
+use super::oauth::TokenSource;
 use super::sse_transport::SseClientTransport;
 use super::stdio;
 use crate::settings::servers::Transport;
@@ -105,9 +107,19 @@ struct Connection {
 /// The supervisor task of one server.
 pub(crate) async fn run(hub: Arc<Hub>, slot: Arc<Slot>) {
     let name = slot.config.name.clone();
+    // One per server for the supervisor's life, so a reconnect reuses a token still good.
+    let tokens = match slot.config.transport.oauth().cloned().map(TokenSource::new).transpose() {
+        Ok(tokens) => tokens.map(Arc::new),
+        Err(why) => {
+            // A local TLS setup problem: retrying cannot fix it.
+            tracing::error!(target: "mcp", server = %name, "{why}");
+            hub.down(&slot, why);
+            return;
+        }
+    };
     let mut backoff = BACKOFF_START;
     loop {
-        let attempt = tokio::time::timeout(hub.settings.connect_timeout, connect(&hub, &slot));
+        let attempt = tokio::time::timeout(hub.settings.connect_timeout, connect(&hub, &slot, tokens.as_ref()));
         let outcome = tokio::select! {
             r = attempt => r.unwrap_or_else(|_| Err(format!("no answer within {:?}", hub.settings.connect_timeout))),
             _ = slot.stop.cancelled() => return,
@@ -206,7 +218,12 @@ fn describe(quit: Result<rmcp::service::QuitReason, tokio::task::JoinError>) -> 
     }
 }
 
-async fn connect(hub: &Arc<Hub>, slot: &Arc<Slot>) -> Result<Connection, String> {
+async fn connect(hub: &Arc<Hub>, slot: &Arc<Slot>, tokens: Option<&Arc<TokenSource>>) -> Result<Connection, String> {
+    if let Some(tokens) = tokens {
+        // Up front, so a refused token request is the error the hub shows, in
+        // its own words, not wrapped in a transport error.
+        tokens.token().await.map_err(|e| e.to_string())?;
+    }
     let handler = HubClient { hub: Arc::downgrade(hub), slot: Arc::downgrade(slot) };
     let (running, pid) = match &slot.config.transport {
         Transport::Stdio { command, args, env, cwd } => {
@@ -221,29 +238,43 @@ async fn connect(hub: &Arc<Hub>, slot: &Arc<Slot>) -> Result<Connection, String>
             })?;
             (running, pid)
         }
-        Transport::Sse { url, headers } => {
-            let transport = SseClientTransport::connect(url, headers, hub.settings.connect_timeout)
+        Transport::Sse { url, headers, .. } => {
+            let transport = SseClientTransport::connect(url, headers, tokens.cloned(), hub.settings.connect_timeout)
                 .await
                 .map_err(|e| format!("cannot open the SSE stream: {e}"))?;
             (handler.serve(transport).await.map_err(|e| format!("initialize failed: {e}"))?, None)
         }
-        Transport::StreamableHttp { url, headers } => {
-            let mut config =
-                StreamableHttpClientTransportConfig::with_uri(url.as_str()).custom_headers(http_headers(headers)?);
-            // rmcp's default resumes a dropped stream forever, leaving calls on a
-            // dead server pending until their timeout: give up fast instead, so
-            // the connection ends and the hub reconnects and replays.
-            let mut backoff = ExponentialBackoff::default();
-            backoff.max_times = Some(3);
-            backoff.base_duration = Duration::from_millis(100);
-            backoff.max_delay = Some(Duration::from_millis(400));
-            config.retry_config = Arc::new(backoff);
-            let transport = StreamableHttpClientTransport::from_config(config);
-            (handler.serve(transport).await.map_err(|e| format!("initialize failed: {e}"))?, None)
+        Transport::StreamableHttp { url, headers, .. } => {
+            (serve_streamable_http(handler, url, headers, tokens).await?, None)
         }
     };
     let tools = running.peer().list_all_tools().await.map_err(|e| format!("tools/list failed: {e}"))?;
     Ok(Connection { running, tools: tools.into_iter().map(convert).collect(), pid })
+}
+
+async fn serve_streamable_http(
+    handler: HubClient,
+    url: &str,
+    headers: &std::collections::BTreeMap<String, String>,
+    tokens: Option<&Arc<TokenSource>>,
+) -> Result<RunningService<RoleClient, HubClient>, String> {
+    let mut config = StreamableHttpClientTransportConfig::with_uri(url).custom_headers(http_headers(headers)?);
+    // rmcp's default resumes a dropped stream forever, leaving calls on a
+    // dead server pending until their timeout: give up fast instead, so
+    // the connection ends and the hub reconnects and replays.
+    let mut backoff = ExponentialBackoff::default();
+    backoff.max_times = Some(3);
+    backoff.base_duration = Duration::from_millis(100);
+    backoff.max_delay = Some(Duration::from_millis(400));
+    config.retry_config = Arc::new(backoff);
+    let running = match tokens {
+        Some(tokens) => {
+            let client = BearerClient::new(tokens.clone());
+            handler.serve(StreamableHttpClientTransport::with_client(client, config)).await
+        }
+        None => handler.serve(StreamableHttpClientTransport::from_config(config)).await,
+    };
+    running.map_err(|e| format!("initialize failed: {e}"))
 }
 
 fn http_headers(

@@ -128,9 +128,9 @@ impl Drop for Held {
 }
 
 impl Metrics {
-    /// The gate's families, with the hub's `tools` and `servers` (its state
-    /// collector) registered beside them.
-    pub fn new(tools: &ToolMetrics, servers: Option<Box<dyn Collector>>) -> Self {
+    /// The gate's families, with the hub's `tools` and the `collectors` read
+    /// at each scrape (the servers' state, the reloads) registered beside them.
+    pub fn new(tools: &ToolMetrics, collectors: Vec<Box<dyn Collector>>) -> Self {
         let mut registry = Registry::with_prefix("mcp_chat_proxy");
         let me = Self {
             requests: Family::default(),
@@ -194,8 +194,8 @@ impl Metrics {
             Unit::Seconds,
             tools.duration.clone(),
         );
-        if let Some(servers) = servers {
-            r.register_collector(servers);
+        for collector in collectors {
+            r.register_collector(collector);
         }
         Self { registry, ..me }
     }

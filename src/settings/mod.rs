@@ -16,11 +16,13 @@
 //! | `validate` | each part's raw values checked, with errors naming the setting |
 //! | `parts` | the validated settings of each part, as the parts read them |
 //! | `servers` | `servers_config.json` |
+//! | `oauth` | a remote server's `oauth` block: client credentials, secret kept out of `Debug` |
 //! | `keys` | client keys and their tool allow-lists |
 //! | `sources` | what a reload reads again (servers file, keys) |
 
 mod file;
 pub mod keys;
+pub mod oauth;
 mod parts;
 pub mod servers;
 mod sources;

@@ -4,9 +4,13 @@
 //! {"mcpServers": {
 //!   "files":  {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-filesystem", "/data"], "env": {}},
 //!   "search": {"type": "sse", "url": "https://mcp.example/sse", "headers": {"Cookie": "${SEARCH_COOKIE}"}},
-//!   "db":     {"type": "streamable-http", "url": "http://127.0.0.1:9000/mcp"}
+//!   "db":     {"type": "streamable-http", "url": "http://127.0.0.1:9000/mcp",
+//!              "oauth": {"token_url": "https://auth.example/token", "client_id": "proxy",
+//!                        "client_secret": "${DB_SECRET}"}}
 //! }}
 //! ```
+//!
+//! A remote server may carry an `oauth` block (see [`super::oauth`]).
 //!
 //! `${VAR}` in any string is taken from the environment, so secrets stay out
 //! of the file. Unknown keys are errors that name the server and the key.
@@ -17,6 +21,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::Value;
+
+pub use super::oauth::OAuthConfig;
 
 /// How to reach one server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,10 +37,12 @@ pub enum Transport {
     Sse {
         url: String,
         headers: BTreeMap<String, String>,
+        oauth: Option<OAuthConfig>,
     },
     StreamableHttp {
         url: String,
         headers: BTreeMap<String, String>,
+        oauth: Option<OAuthConfig>,
     },
 }
 
@@ -44,6 +52,13 @@ impl Transport {
             Transport::Stdio { .. } => "stdio",
             Transport::Sse { .. } => "sse",
             Transport::StreamableHttp { .. } => "streamable-http",
+        }
+    }
+
+    pub fn oauth(&self) -> Option<&OAuthConfig> {
+        match self {
+            Transport::Stdio { .. } => None,
+            Transport::Sse { oauth, .. } | Transport::StreamableHttp { oauth, .. } => oauth.as_ref(),
         }
     }
 }
@@ -91,6 +106,8 @@ struct RawServer {
     retries: Option<u32>,
     max_result_bytes: Option<usize>,
     max_concurrent_calls: Option<usize>,
+    /// Kept raw so its errors can say they are about `oauth`.
+    oauth: Option<Value>,
 }
 
 /// Reads and validates the file. `env` supplies `${VAR}` values.
@@ -127,6 +144,9 @@ fn validate(name: &str, raw: RawServer, env: &HashMap<String, String>) -> Result
             if raw.url.is_some() {
                 return Err("a stdio server takes \"command\", not \"url\"".into());
             }
+            if raw.oauth.is_some() {
+                return Err("\"oauth\" is for sse and streamable-http servers, not stdio".into());
+            }
             let command = raw.command.as_deref().ok_or("missing \"command\"")?;
             Transport::Stdio {
                 command: x(command)?,
@@ -142,10 +162,14 @@ fn validate(name: &str, raw: RawServer, env: &HashMap<String, String>) -> Result
             let url = x(raw.url.as_deref().ok_or("missing \"url\"")?)?;
             check_url(&url)?;
             let headers = map(&raw.headers)?;
+            let oauth = raw.oauth.clone().map(|v| super::oauth::parse(v, env)).transpose()?;
+            if oauth.is_some() && headers.keys().any(|k| k.eq_ignore_ascii_case("authorization")) {
+                return Err("\"oauth\" sets Authorization itself: remove it from \"headers\"".into());
+            }
             if kind == "sse" {
-                Transport::Sse { url, headers }
+                Transport::Sse { url, headers, oauth }
             } else {
-                Transport::StreamableHttp { url, headers }
+                Transport::StreamableHttp { url, headers, oauth }
             }
         }
         "" => return Err("a server with \"url\" needs \"type\": \"sse\" or \"streamable-http\"".into()),
@@ -261,6 +285,28 @@ mod tests {
         assert!(e.contains("\"s\"") && e.contains("max_concurrent_calls"), "{e}");
         let e = parse(r#"{"servers": {}}"#, &env()).err().unwrap_or_default();
         assert!(e.contains("servers"), "{e}");
+    }
+
+    #[test]
+    fn oauth_only_on_remote_servers_and_errors_name_server_and_key() {
+        let oauth = r#""oauth": {"token_url": "https://a/t", "client_id": "p", "client_secret": "${TOKEN}"}"#;
+        let ok = format!(r#"{{"mcpServers": {{"s": {{"type": "http", "url": "http://127.0.0.1:2/mcp", {oauth}}}}}}}"#);
+        let servers = parse(&ok, &env()).unwrap_or_else(|e| panic!("{e}"));
+        let Transport::StreamableHttp { oauth: Some(o), .. } = &servers[0].transport else { panic!("{servers:?}") };
+        assert_eq!(o.client_secret.expose(), "t0k");
+        let stdio = format!(r#"{{"mcpServers": {{"s": {{"command": "x", {oauth}}}}}}}"#);
+        let e = parse(&stdio, &env()).err().unwrap_or_default();
+        assert!(e.contains("\"s\"") && e.contains("oauth") && e.contains("stdio"), "{e}");
+        let unknown = r#"{"mcpServers": {"s": {"type": "sse", "url": "http://h/sse",
+            "oauth": {"token_url": "https://a/t", "client_id": "p", "client_secret": "x", "scope": "a"}}}}"#;
+        let e = parse(unknown, &env()).err().unwrap_or_default();
+        assert!(e.contains("\"s\"") && e.contains("oauth") && e.contains("`scope`"), "{e}");
+        let missing = ok.replace("${TOKEN}", "${MCP_SECRET}");
+        let e = parse(&missing, &env()).err().unwrap_or_default();
+        assert!(e.contains("\"s\"") && e.contains("client_secret") && e.contains("MCP_SECRET"), "{e}");
+        let both = ok.replace(r#""oauth""#, r#""headers": {"authorization": "Bearer x"}, "oauth""#);
+        let e = parse(&both, &env()).err().unwrap_or_default();
+        assert!(e.contains("Authorization"), "{e}");
     }
 
     #[test]

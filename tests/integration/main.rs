@@ -20,6 +20,7 @@ mod mcp_cli;
 mod mcp_everything;
 mod mcp_limits;
 mod mcp_listen;
+mod mcp_oauth;
 mod mcp_remote;
 mod mcp_serve;
 mod mcp_stdio;

@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use crate::common::mock_upstream::{MockUpstream, Recorded, Reply};
+use crate::common::prometheus::scrape;
 use crate::common::scratch::Scratch;
 use crate::common::{client, get_json, mcp, start_proxy_in, Proxy};
 use serde_json::{json, Value};
@@ -204,12 +205,18 @@ async fn a_broken_file_keeps_the_running_configuration_and_shows_in_healthz() {
             health_until(&s.proxy, named, |h| h["config"]["error"].as_str().is_some_and(|e| e.contains(named))).await;
         assert!(all_connected(&h, &["a"]), "the running server stays: {h}");
         assert_eq!(h["tools"], 2);
+        let m = scrape(&format!("{}/metrics", s.proxy.url), None).await;
+        assert_eq!(m.value("mcp_chat_proxy_config_reload_failed", &[]), 1.0, "{named}");
+        assert_eq!(m.value("mcp_chat_proxy_config_reloads_total", &[]), 0.0, "{named}");
     }
     stream.finishes_intact().await;
     assert_eq!(call_tool(&s, "pid", json!({})).await, pid, "the same process serves");
     replace(&s.servers, &servers_json(json!({"a": server("pid,echo")})));
     let h = health_until(&s.proxy, "fixed", |h| h["config"].get("error").is_none()).await;
     assert_eq!(h["config"]["last"]["kept"], json!(["a"]), "{h}");
+    let m = scrape(&format!("{}/metrics", s.proxy.url), None).await;
+    assert_eq!(m.value("mcp_chat_proxy_config_reload_failed", &[]), 0.0);
+    assert_eq!(m.value("mcp_chat_proxy_config_reloads_total", &[]), 1.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

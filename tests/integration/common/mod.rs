@@ -6,6 +6,7 @@ pub mod binary;
 pub mod llama;
 pub mod mcp;
 pub mod mock_upstream;
+pub mod oauth;
 pub mod prometheus;
 pub mod raw_http;
 pub mod redis;

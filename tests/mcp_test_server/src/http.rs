@@ -4,12 +4,14 @@
 use std::convert::Infallible;
 use std::error::Error;
 use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Incoming};
+use hyper::header::{HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE};
 use hyper::server::conn::http1;
 use hyper::service::{service_fn, Service};
 use hyper::{Request, Response, StatusCode};
@@ -61,7 +63,11 @@ where
 
 /// Streamable HTTP at `/mcp` with rmcp's default stateful sessions (`Mcp-Session-Id`);
 /// each session gets its own `TestServer`, so `toggle_extra` is per session.
-pub async fn serve_streamable_http(spec: ServerSpec, port: u16) -> Result<(), Box<dyn Error>> {
+pub async fn serve_streamable_http(
+    spec: ServerSpec,
+    port: u16,
+    bearer_file: Option<PathBuf>,
+) -> Result<(), Box<dyn Error>> {
     let mcp = StreamableHttpService::new(
         move || Ok(TestServer::new(spec.clone())),
         Arc::new(LocalSessionManager::default()),
@@ -70,8 +76,11 @@ pub async fn serve_streamable_http(spec: ServerSpec, port: u16) -> Result<(), Bo
     let mcp = TowerToHyperService::new(mcp);
     let routes = service_fn(move |request: Request<Incoming>| {
         let mcp = mcp.clone();
+        let allowed = bearer_allowed(request.headers(), bearer_file.as_deref());
         async move {
-            if request.uri().path() == "/mcp" {
+            if !allowed {
+                Ok(unauthorized().map(BodyExt::boxed))
+            } else if request.uri().path() == "/mcp" {
                 mcp.call(request).await
             } else {
                 Ok(not_found())
@@ -79,6 +88,22 @@ pub async fn serve_streamable_http(spec: ServerSpec, port: u16) -> Result<(), Bo
         }
     });
     serve_http1(bind_loopback(port).await?, routes).await
+}
+
+/// Whether a request may come in under `--bearer-file` (always, without one).
+pub fn bearer_allowed(headers: &hyper::HeaderMap, bearer_file: Option<&Path>) -> bool {
+    let Some(file) = bearer_file else { return true };
+    let sent = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    let Some(sent) = sent.map(str::trim).filter(|t| !t.is_empty()) else { return false };
+    std::fs::read_to_string(file).is_ok_and(|valid| valid.lines().any(|line| line.trim() == sent))
+}
+
+/// The RFC 6750 answer to a missing or unknown token.
+pub fn unauthorized() -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from_static(b"invalid or missing bearer token\n")));
+    *response.status_mut() = StatusCode::UNAUTHORIZED;
+    response.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer error=\"invalid_token\""));
+    response
 }
 
 fn not_found() -> Response<BoxBody<Bytes, Infallible>> {

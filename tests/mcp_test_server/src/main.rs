@@ -30,6 +30,10 @@ struct Cli {
     /// The implementation name the server reports in `initialize`.
     #[arg(long, global = true, default_value = "mcp-test-server")]
     name: String,
+    /// HTTP modes: accept only requests whose `Authorization: Bearer …` is a line of this file,
+    /// read on every request, so a test can issue, expire and revoke tokens by rewriting it.
+    #[arg(long, global = true)]
+    bearer_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -61,8 +65,8 @@ async fn main() {
     };
     let outcome = match cli.mode {
         Mode::Stdio => server::serve_stdio(spec).await,
-        Mode::Http { port } => http::serve_streamable_http(spec, port).await,
-        Mode::Sse { port } => sse::serve_legacy_sse(spec, port).await,
+        Mode::Http { port } => http::serve_streamable_http(spec, port, cli.bearer_file).await,
+        Mode::Sse { port } => sse::serve_legacy_sse(spec, port, cli.bearer_file).await,
     };
     if let Err(e) = outcome {
         eprintln!("mcp-test-server: {e}");

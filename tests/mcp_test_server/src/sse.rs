@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::error::Error;
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -32,7 +33,7 @@ use rmcp::{RoleServer, ServiceExt};
 use tokio::sync::mpsc;
 use tokio::time::{interval_at, Instant, Interval};
 
-use crate::http::{bind_loopback, serve_http1};
+use crate::http::{bearer_allowed, bind_loopback, serve_http1, unauthorized};
 use crate::server::{ServerSpec, TestServer};
 
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -42,8 +43,8 @@ const CHANNEL_CAPACITY: usize = 64;
 type SseBody = UnsyncBoxBody<Bytes, Infallible>;
 type Inboxes = Arc<Mutex<HashMap<String, mpsc::Sender<ClientJsonRpcMessage>>>>;
 
-pub async fn serve_legacy_sse(spec: ServerSpec, port: u16) -> Result<(), Box<dyn Error>> {
-    let sessions = Sessions { spec, inboxes: Inboxes::default() };
+pub async fn serve_legacy_sse(spec: ServerSpec, port: u16, bearer_file: Option<PathBuf>) -> Result<(), Box<dyn Error>> {
+    let sessions = Sessions { spec, inboxes: Inboxes::default(), bearer_file: bearer_file.map(Arc::new) };
     let routes = service_fn(move |request: Request<Incoming>| {
         let sessions = sessions.clone();
         async move { Ok::<_, Infallible>(sessions.route(request).await) }
@@ -56,10 +57,14 @@ pub async fn serve_legacy_sse(spec: ServerSpec, port: u16) -> Result<(), Box<dyn
 struct Sessions {
     spec: ServerSpec,
     inboxes: Inboxes,
+    bearer_file: Option<Arc<PathBuf>>,
 }
 
 impl Sessions {
     async fn route(&self, request: Request<Incoming>) -> Response<SseBody> {
+        if !bearer_allowed(request.headers(), self.bearer_file.as_deref().map(PathBuf::as_path)) {
+            return unauthorized().map(BodyExt::boxed_unsync);
+        }
         match (request.method(), request.uri().path()) {
             (&Method::GET, "/sse") => self.open(),
             (&Method::POST, "/messages") => self.deliver(request).await,
