@@ -92,14 +92,14 @@ pub fn server_conf(settings: &Settings) -> ServerConf {
 }
 
 /// A pingora server with the gate listening on `settings.listen_addr()`.
-/// Returns the server and the gate's in-flight counter.
-pub fn build(settings: Arc<Settings>, hub: &HubRuntime) -> std::io::Result<(Server, Arc<AtomicUsize>)> {
+/// Returns the server and how to drain the gate (see [`Drain`]).
+pub fn build(settings: Arc<Settings>, hub: &HubRuntime) -> std::io::Result<(Server, Drain)> {
     let mut server = Server::new_with_opt_and_conf(None, server_conf(&settings));
     server.bootstrap();
 
     let gate = Gate::new(settings.clone(), hub.hub.clone(), hub.sessions.clone())
         .map_err(|e| std::io::Error::other(e.to_string()))?;
-    let in_flight = gate.in_flight();
+    let drain = Drain { in_flight: gate.in_flight(), draining: gate.draining() };
     let metrics = gate.metrics();
     if let Some(rt) = &hub.runtime {
         let reloader = Reloader::new(settings.reload.clone(), hub.hub.clone(), gate.live());
@@ -118,7 +118,14 @@ pub fn build(settings: Arc<Settings>, hub: &HubRuntime) -> std::io::Result<(Serv
         metrics.add_tcp(addr);
         server.add_service(metrics);
     }
-    Ok((server, in_flight))
+    Ok((server, drain))
+}
+
+/// What graceful shutdown needs of the gate: its in-flight counter, and the
+/// token that ends requests which only end when their client leaves.
+pub struct Drain {
+    pub in_flight: Arc<AtomicUsize>,
+    pub draining: tokio_util::sync::CancellationToken,
 }
 
 /// `/metrics` on a listener of its own (`metrics.listen`): no client key
@@ -153,8 +160,8 @@ impl ServeHttp for MetricsApp {
 pub fn run(settings: Arc<Settings>) -> std::io::Result<()> {
     survive_hangups();
     let hub = Arc::new(HubRuntime::start(&settings)?);
-    let (server, in_flight) = build(settings, &hub)?;
-    exit_when_drained(server.watch_execution_phase(), in_flight, hub.clone());
+    let (server, drain) = build(settings, &hub)?;
+    exit_when_drained(server.watch_execution_phase(), drain, hub.clone());
     server.run(RunArgs { shutdown_signal: Box::new(Signals(hub.reload.clone())) });
     hub.shutdown();
     Ok(())
@@ -217,11 +224,7 @@ impl ShutdownSignalWatch for Signals {
 
 /// pingora sleeps the whole grace period even when nothing is in flight;
 /// this watcher ends the process as soon as the last request has finished.
-fn exit_when_drained(
-    mut phases: tokio::sync::broadcast::Receiver<ExecutionPhase>,
-    in_flight: Arc<AtomicUsize>,
-    hub: Arc<HubRuntime>,
-) {
+fn exit_when_drained(mut phases: tokio::sync::broadcast::Receiver<ExecutionPhase>, drain: Drain, hub: Arc<HubRuntime>) {
     std::thread::spawn(move || {
         loop {
             match phases.blocking_recv() {
@@ -231,7 +234,8 @@ fn exit_when_drained(
                 Err(_) => return,
             }
         }
-        while in_flight.load(Ordering::Acquire) > 0 {
+        drain.draining.cancel();
+        while drain.in_flight.load(Ordering::Acquire) > 0 {
             std::thread::sleep(Duration::from_millis(20));
         }
         tracing::info!("all requests finished; stopping MCP servers and exiting");

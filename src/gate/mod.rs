@@ -10,6 +10,7 @@ mod chat_session;
 mod cors;
 mod drive;
 mod guard;
+mod mcp_serve;
 mod respond;
 mod responses;
 mod routes;
@@ -55,10 +56,14 @@ pub struct Gate {
     /// The tool mode of each request, and what `auto` learned of the upstream.
     modes: ModePolicy,
     upstream: UpstreamTarget,
+    /// `/mcp`, unless `mcp_server.enabled` is off.
+    mcp: Option<Arc<mcp_serve::McpService>>,
     in_flight: Arc<AtomicUsize>,
     metrics: Arc<Metrics>,
     /// The client keys (a reload swaps them) and how the last reload went.
     live: Arc<Live>,
+    /// Cancelled when shutdown begins: ends what would never finish on its own.
+    draining: tokio_util::sync::CancellationToken,
 }
 
 /// Per-request state, created by pingora for every request.
@@ -157,8 +162,10 @@ impl Gate {
         let u = &settings.upstream;
         let upstream_id = format!("{}://{}{}", if u.tls { "https" } else { "http" }, u.host_header(), u.path_prefix);
         let modes = ModePolicy::new(settings.tool.clone(), upstream_id);
+        let mcp = mcp_serve::service(&settings);
         let in_flight = Arc::new(AtomicUsize::new(0));
-        Self { settings, hub, sessions, chat_upstream, modes, upstream, in_flight, metrics, live }
+        let draining = tokio_util::sync::CancellationToken::new();
+        Self { settings, hub, sessions, chat_upstream, modes, upstream, mcp, in_flight, metrics, live, draining }
     }
 
     /// What a reload replaces (see [`crate::reload`]).
@@ -201,6 +208,12 @@ impl Gate {
     /// Requests being served right now (for graceful shutdown).
     pub fn in_flight(&self) -> Arc<AtomicUsize> {
         self.in_flight.clone()
+    }
+
+    /// Cancel it when shutdown begins: requests that last until the client
+    /// leaves (`/mcp` subscriptions) then end, so draining is not held up by them.
+    pub fn draining(&self) -> tokio_util::sync::CancellationToken {
+        self.draining.clone()
     }
 
     fn fallback_models(&self) -> Bytes {
@@ -254,6 +267,7 @@ impl ProxyHttp for Gate {
             let given = req.headers.get("authorization").and_then(|v| v.to_str().ok());
             match auth::authenticate(&keys, given) {
                 Some(key) => ctx.client = Some(key.clone()),
+                None if ctx.route == Route::Mcp => return mcp_serve::unauthorized(self, session, ctx).await,
                 None => {
                     respond::send(session, ctx, &self.settings, respond::Answer::error(&ProxyError::InvalidApiKey))
                         .await?;
@@ -272,15 +286,17 @@ impl ProxyHttp for Gate {
             },
             Route::ResponseItem => return responses::item(self, session, ctx).await,
             Route::ChatHistory => return chat_session::item(self, session, ctx).await,
+            Route::Mcp => return mcp_serve::serve(self, session, ctx).await,
             Route::ChatCompletions => match chat::applies(self, session, ctx) {
                 Ok(false) => return Ok(false),
                 Ok(true) => return chat::handle(self, session, ctx).await,
                 Err(e) => respond::Answer::error(&e),
             },
             Route::Preflight => return respond::preflight(session, ctx, &self.settings).await,
-            Route::Welcome => {
-                respond::Answer::json(200, routes::welcome(self.settings.metrics == MetricsSettings::OnMainPort))
-            }
+            Route::Welcome => respond::Answer::json(
+                200,
+                routes::welcome(self.settings.metrics == MetricsSettings::OnMainPort, self.mcp.is_some()),
+            ),
             Route::Health => respond::Answer::json(200, routes::health(&self.hub, &self.live.status())),
             Route::Metrics if self.settings.metrics == MetricsSettings::OnMainPort => {
                 let accept = req.headers.get("accept").and_then(|v| v.to_str().ok());

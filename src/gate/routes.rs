@@ -31,6 +31,8 @@ pub enum Route {
     Chat,
     /// `GET` / `DELETE /chat/{id}`: a session's history, or its removal.
     ChatHistory,
+    /// `POST`, `GET`, `DELETE /mcp`: the catalog as an MCP server (streamable HTTP).
+    Mcp,
     /// `GET /metrics`: Prometheus metrics (when served on the main listener).
     Metrics,
     /// A path the proxy does not serve.
@@ -52,6 +54,8 @@ impl Route {
             "/" | "/healthz" | "/metrics" => Route::MethodNotAllowed,
             "/chat" if method == Method::POST => Route::Chat,
             "/chat" => Route::MethodNotAllowed,
+            "/mcp" if matches!(*method, Method::POST | Method::GET | Method::DELETE) => Route::Mcp,
+            "/mcp" => Route::MethodNotAllowed,
             p if p.starts_with("/chat/") && p.len() > 6 => match *method {
                 Method::GET | Method::DELETE => Route::ChatHistory,
                 _ => Route::MethodNotAllowed,
@@ -81,6 +85,7 @@ impl Route {
             Route::Chat => "chat",
             Route::ChatHistory => "chat_history",
             Route::Metrics => "metrics",
+            Route::Mcp => "mcp",
             Route::NotFound => "not_found",
             Route::MethodNotAllowed => "method_not_allowed",
         }
@@ -92,6 +97,7 @@ impl Route {
             Route::ChatCompletions => Surface::ChatCompletions,
             Route::Responses | Route::ResponseItem => Surface::Responses,
             Route::Chat | Route::ChatHistory => Surface::Session,
+            Route::Mcp => Surface::Mcp,
             Route::Welcome
             | Route::Health
             | Route::Preflight
@@ -135,10 +141,14 @@ pub fn request_id(given: Option<&HeaderValue>) -> String {
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }
 
-pub fn welcome(metrics_here: bool) -> Value {
+/// `metrics_here`: `/metrics` is on this port; `mcp`: `/mcp` is served (`mcp_server.enabled`).
+pub fn welcome(metrics_here: bool, mcp: bool) -> Value {
     let mut endpoints = vec!["/v1/chat/completions", "/v1/responses", "/v1/models", "/chat", "/healthz"];
     if metrics_here {
         endpoints.push("/metrics");
+    }
+    if mcp {
+        endpoints.push("/mcp");
     }
     json!({
         "message": "mcp-chat-proxy is running",
@@ -189,6 +199,10 @@ mod tests {
         assert_eq!(Route::classify(&Method::GET, "/metrics"), Route::Metrics);
         assert_eq!(Route::classify(&Method::POST, "/metrics"), Route::MethodNotAllowed);
         assert_eq!(Route::classify(&Method::OPTIONS, "/v1/chat/completions"), Route::Preflight);
+        assert_eq!(Route::classify(&Method::POST, "/mcp"), Route::Mcp);
+        assert_eq!(Route::classify(&Method::DELETE, "/mcp"), Route::Mcp);
+        assert_eq!(Route::classify(&Method::PUT, "/mcp"), Route::MethodNotAllowed);
+        assert_eq!(Route::classify(&Method::POST, "/mcp/x"), Route::NotFound);
     }
 
     #[test]

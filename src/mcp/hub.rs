@@ -86,6 +86,8 @@ pub struct Hub {
     /// One reload at a time.
     pub(crate) reloading: tokio::sync::Mutex<()>,
     catalog: RwLock<Arc<Catalog>>,
+    /// Bumped whenever the catalog changes, for those who tell clients (`/mcp`).
+    changes: watch::Sender<u64>,
     pub(crate) settings: HubSettings,
     pub(crate) parent_env: HashMap<String, String>,
     pub(crate) shutdown: CancellationToken,
@@ -128,6 +130,7 @@ impl Hub {
             retiring: Mutex::new(Vec::new()),
             reloading: tokio::sync::Mutex::new(()),
             catalog: RwLock::new(Arc::new(Catalog::default())),
+            changes: watch::channel(0).0,
             settings,
             parent_env,
             shutdown: CancellationToken::new(),
@@ -217,6 +220,11 @@ impl Hub {
     /// The current tool catalog (a cheap snapshot).
     pub fn catalog(&self) -> Arc<Catalog> {
         self.catalog.read().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// Changes whenever the catalog does; read [`Hub::catalog`] after it has.
+    pub fn catalog_changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     pub fn status(&self) -> Vec<ServerStatus> {
@@ -332,6 +340,7 @@ impl Hub {
             if c.tools() != next.tools() {
                 tracing::info!(target: "mcp", tools = next.len(), "tool catalog changed");
                 *c = next;
+                self.changes.send_modify(|g| *g += 1);
             }
         }
     }

@@ -21,6 +21,7 @@ pub(super) struct RawConfig {
     pub(super) limits: LimitsSection,
     pub(super) session: SessionSection,
     pub(super) responses: ResponsesSection,
+    pub(super) mcp_server: McpServerSection,
     pub(super) auth: AuthSection,
     pub(super) metrics: MetricsSection,
 }
@@ -201,6 +202,19 @@ pub(super) struct ResponsesSection {
     /// Proxy a Responses request unchanged to the upstream's own
     /// `/v1/responses` when no MCP tool is in play for it.
     pub(super) passthrough_without_tools: bool,
+}
+
+/// `/mcp`: the catalog served to MCP clients.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct McpServerSection {
+    pub(super) enabled: bool,
+}
+
+impl Default for McpServerSection {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
 }
 
 /// `/metrics`.

@@ -175,6 +175,8 @@ pub struct Settings {
     /// `responses.passthrough_without_tools`: a Responses request with no MCP
     /// tool in play goes to the upstream's own `/v1/responses` unchanged.
     pub responses_passthrough: bool,
+    /// `mcp_server.enabled`: `/mcp` serves the catalog to MCP clients.
+    pub mcp_server_enabled: bool,
     /// Client keys; empty: anyone may call (see README).
     pub keys: keys::Keys,
     /// `metrics.enabled`, `metrics.listen`.
@@ -319,6 +321,7 @@ impl Settings {
             upstream_retry,
             session,
             responses_passthrough: raw.responses.passthrough_without_tools,
+            mcp_server_enabled: raw.mcp_server.enabled,
             keys,
             metrics: validate_metrics(&raw.metrics)?,
             reload: ReloadSources::new(&raw.mcp.servers_config, &raw.auth.keys, keys_path, env),
