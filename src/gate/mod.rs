@@ -8,6 +8,7 @@
 mod chat;
 mod chat_session;
 mod cors;
+mod ctx;
 mod drive;
 mod guard;
 mod mcp_serve;
@@ -18,7 +19,6 @@ mod upstream_target;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -31,15 +31,16 @@ use pingora::{Error, Result};
 use crate::auth::{self, AllowedTools};
 use crate::error::ProxyError;
 use crate::mcp::Hub;
-use crate::metrics::{Handled, Held, Metrics, RequestLabels, StatusClass};
+use crate::metrics::{Handled, Metrics, RequestLabels, StatusClass};
 use crate::openai::models::ModelList;
 use crate::reload::Live;
 use crate::retry;
 use crate::sessions::SessionStore;
-use crate::settings::keys::ClientKey;
 use crate::settings::{MetricsSettings, Settings};
 use crate::tool_loop::{ModePolicy, ToolLoop, ToolRunner};
 use crate::upstream::{ChatUpstream, HttpUpstream};
+use ctx::InFlight;
+pub use ctx::RequestCtx;
 pub use routes::Route;
 use upstream_target::UpstreamTarget;
 
@@ -64,64 +65,6 @@ pub struct Gate {
     live: Arc<Live>,
     /// Cancelled when shutdown begins: ends what would never finish on its own.
     draining: tokio_util::sync::CancellationToken,
-}
-
-/// Per-request state, created by pingora for every request.
-pub struct RequestCtx {
-    pub request_id: String,
-    pub route: Route,
-    started: Instant,
-    /// The `Access-Control-Allow-Origin` this request earns, if any.
-    allow_origin: Option<HeaderValue>,
-    /// The upstream could not list models: answer with the fallback list instead.
-    models_fallback: bool,
-    upstream_status: Option<u16>,
-    /// Status of a response the proxy wrote itself.
-    local_status: Option<u16>,
-    /// `/chat`: the session this request belongs to, sent as `x-session-id`.
-    session_id: Option<String>,
-    /// The client key the request presented (when keys are configured).
-    client: Option<ClientKey>,
-    /// Transparent path: attempts at the upstream so far.
-    upstream_tries: u32,
-    /// Transparent path: a failed attempt will be repeated after this wait.
-    retry_wait: Option<Duration>,
-    /// Transparent path: the attempt whose response head arrived.
-    head_try: u32,
-    /// When the response head went out.
-    first_byte: Option<Duration>,
-    /// The tool loop ran for this request.
-    tool_loop: bool,
-    /// An open event stream, counted while it is open.
-    stream: Option<Held>,
-    _in_flight: InFlight,
-    _counted: Held,
-}
-
-impl RequestCtx {
-    /// Notes a response head the proxy wrote itself.
-    pub(crate) fn wrote_head(&mut self, status: u16) {
-        self.local_status = Some(status);
-        self.first_byte.get_or_insert_with(|| self.started.elapsed());
-    }
-
-    fn handled(&self) -> Handled {
-        match (self.tool_loop, self.upstream_tries) {
-            (true, _) => Handled::ToolLoop,
-            (false, 0) => Handled::Local,
-            (false, _) => Handled::Passthrough,
-        }
-    }
-}
-
-/// Counts a request as in flight from its context's creation to its drop, so
-/// shutdown can tell when the last request has finished.
-struct InFlight(Arc<AtomicUsize>);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
 }
 
 impl Gate {
@@ -227,25 +170,7 @@ impl ProxyHttp for Gate {
 
     fn new_ctx(&self) -> RequestCtx {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
-        RequestCtx {
-            request_id: String::new(),
-            route: Route::NotFound,
-            started: Instant::now(),
-            allow_origin: None,
-            models_fallback: false,
-            upstream_status: None,
-            local_status: None,
-            session_id: None,
-            client: None,
-            upstream_tries: 0,
-            retry_wait: None,
-            head_try: 0,
-            first_byte: None,
-            tool_loop: false,
-            stream: None,
-            _in_flight: InFlight(self.in_flight.clone()),
-            _counted: self.metrics.hold_request(),
-        }
+        RequestCtx::new(InFlight(self.in_flight.clone()), self.metrics.hold_request())
     }
 
     /// Runs first for every request: assigns the id, decides the route and
