@@ -3,6 +3,8 @@
 //!
 //! | file | owns |
 //! | --- | --- |
+//! | `request` | the body checked field by field, in chat-completions terms |
 //! | `conversation` | `system` and `messages` (text, image, tool_use, tool_result, thinking blocks) as chat messages |
 
 pub mod conversation;
+pub mod request;
