@@ -4,7 +4,9 @@
 //! | file | owns |
 //! | --- | --- |
 //! | `request` | the body checked field by field, in chat-completions terms |
+//! | `output` | the loop's answer as a `message`: thinking, text and the client's `tool_use` blocks, stop reason, usage |
 //! | `conversation` | `system` and `messages` (text, image, tool_use, tool_result, thinking blocks) as chat messages |
 
 pub mod conversation;
+pub mod output;
 pub mod request;
