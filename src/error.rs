@@ -155,6 +155,34 @@ impl ProxyError {
     pub fn sse_event(&self) -> Bytes {
         Bytes::from(format!("data: {}\n\n", self.to_json()))
     }
+
+    /// Anthropic's error type for this error's status.
+    fn anthropic_kind(&self) -> &'static str {
+        match self.status() {
+            401 => "authentication_error",
+            403 => "permission_error",
+            404 => "not_found_error",
+            413 => "request_too_large",
+            429 => "rate_limit_error",
+            503 => "overloaded_error",
+            400..=499 => "invalid_request_error",
+            _ => "api_error",
+        }
+    }
+
+    fn to_anthropic_json(&self) -> serde_json::Value {
+        json!({"type": "error", "error": {"type": self.anthropic_kind(), "message": self.to_string()}})
+    }
+
+    /// `{"type": "error", "error": {"type", "message"}}`, the body Anthropic's API sends.
+    pub fn anthropic_body(&self) -> Bytes {
+        Bytes::from(self.to_anthropic_json().to_string())
+    }
+
+    /// Anthropic's `error` event, for an error after a Messages stream started.
+    pub fn anthropic_sse_event(&self) -> Bytes {
+        Bytes::from(format!("event: error\ndata: {}\n\n", self.to_anthropic_json()))
+    }
 }
 
 #[cfg(test)]
@@ -169,6 +197,18 @@ mod tests {
         assert_eq!(v["error"]["code"], "upstream_timeout");
         assert_eq!(v["error"]["message"], "upstream timed out: no response within 5s");
         assert_eq!(e.status(), 504);
+    }
+
+    #[test]
+    fn anthropic_errors_have_anthropics_shape() {
+        let e = ProxyError::bad_request("max_tokens: a positive whole number is required", Some("max_tokens"));
+        let v: serde_json::Value = serde_json::from_slice(&e.anthropic_body()).unwrap_or_default();
+        assert_eq!(v, json!({"type": "error", "error": {"type": "invalid_request_error", "message": e.to_string()}}));
+        let ev = String::from_utf8_lossy(&ProxyError::InvalidApiKey.anthropic_sse_event()).into_owned();
+        assert!(ev.starts_with("event: error\ndata: {") && ev.ends_with("}\n\n"), "{ev}");
+        assert!(ev.contains("authentication_error"), "{ev}");
+        let timeout = ProxyError::UpstreamTimeout("x".into()).anthropic_body();
+        assert!(String::from_utf8_lossy(&timeout).contains("api_error"));
     }
 
     #[test]
