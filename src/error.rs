@@ -156,22 +156,8 @@ impl ProxyError {
         Bytes::from(format!("data: {}\n\n", self.to_json()))
     }
 
-    /// Anthropic's error type for this error's status.
-    fn anthropic_kind(&self) -> &'static str {
-        match self.status() {
-            401 => "authentication_error",
-            403 => "permission_error",
-            404 => "not_found_error",
-            413 => "request_too_large",
-            429 => "rate_limit_error",
-            503 => "overloaded_error",
-            400..=499 => "invalid_request_error",
-            _ => "api_error",
-        }
-    }
-
     fn to_anthropic_json(&self) -> serde_json::Value {
-        json!({"type": "error", "error": {"type": self.anthropic_kind(), "message": self.to_string()}})
+        json!({"type": "error", "error": {"type": anthropic_error_type(self.status()), "message": self.to_string()}})
     }
 
     /// `{"type": "error", "error": {"type", "message"}}`, the body Anthropic's API sends.
@@ -182,6 +168,20 @@ impl ProxyError {
     /// Anthropic's `error` event, for an error after a Messages stream started.
     pub fn anthropic_sse_event(&self) -> Bytes {
         Bytes::from(format!("event: error\ndata: {}\n\n", self.to_anthropic_json()))
+    }
+}
+
+/// Anthropic's error type for an answer with `status` (ours or the upstream's).
+pub fn anthropic_error_type(status: u16) -> &'static str {
+    match status {
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        503 | 529 => "overloaded_error",
+        400..=499 => "invalid_request_error",
+        _ => "api_error",
     }
 }
 

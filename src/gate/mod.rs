@@ -12,6 +12,7 @@ mod ctx;
 mod drive;
 mod guard;
 mod mcp_serve;
+mod messages;
 mod respond;
 mod responses;
 mod routes;
@@ -31,7 +32,7 @@ use pingora::{Error, Result};
 use crate::auth::{self, AllowedTools};
 use crate::error::ProxyError;
 use crate::mcp::Hub;
-use crate::metrics::{Handled, Metrics, RequestLabels, StatusClass};
+use crate::metrics::{Handled, Metrics, RequestLabels, StatusClass, Surface};
 use crate::openai::models::ModelList;
 use crate::reload::Live;
 use crate::retry;
@@ -189,10 +190,16 @@ impl ProxyHttp for Gate {
 
         let keys = self.live.keys();
         if !keys.is_empty() && !matches!(ctx.route, Route::Welcome | Route::Health | Route::Preflight) {
-            let given = req.headers.get("authorization").and_then(|v| v.to_str().ok());
+            // Anthropic clients present the key as `x-api-key`.
+            let api_key = req.headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(|k| format!("Bearer {k}"));
+            let given = req.headers.get("authorization").and_then(|v| v.to_str().ok()).or(api_key.as_deref());
             match auth::authenticate(&keys, given) {
                 Some(key) => ctx.client = Some(key.clone()),
                 None if ctx.route == Route::Mcp => return mcp_serve::unauthorized(self, session, ctx).await,
+                None if ctx.route.surface() == Surface::Messages => {
+                    messages::refuse(self, session, ctx, &ProxyError::InvalidApiKey).await?;
+                    return Ok(true);
+                }
                 None => {
                     respond::send(session, ctx, &self.settings, respond::Answer::error(&ProxyError::InvalidApiKey))
                         .await?;
@@ -210,6 +217,8 @@ impl ProxyHttp for Gate {
                 Err(e) => respond::Answer::error(&e),
             },
             Route::ResponseItem => return responses::item(self, session, ctx).await,
+            Route::Messages => return messages::post(self, session, ctx).await,
+            Route::CountTokens => return messages::count_tokens(self, session, ctx).await,
             Route::ChatHistory => return chat_session::item(self, session, ctx).await,
             Route::Mcp => return mcp_serve::serve(self, session, ctx).await,
             Route::ChatCompletions => match chat::applies(self, session, ctx) {

@@ -23,6 +23,10 @@ pub enum Route {
     ChatCompletions,
     /// `POST /v1/responses`: the tool loop behind the Responses API.
     Responses,
+    /// `POST /v1/messages`: Anthropic's Messages API over the tool loop.
+    Messages,
+    /// `POST /v1/messages/count_tokens`: an estimate.
+    CountTokens,
     /// `GET`/`DELETE /v1/responses/{id}`, `GET /v1/responses/{id}/input_items`: stored responses.
     ResponseItem,
     /// Every other `/v1/*` request: proxied transparently.
@@ -63,6 +67,8 @@ impl Route {
             "/v1/models" if get => Route::Models,
             "/v1/chat/completions" if method == Method::POST => Route::ChatCompletions,
             "/v1/responses" if method == Method::POST => Route::Responses,
+            "/v1/messages" if method == Method::POST => Route::Messages,
+            "/v1/messages/count_tokens" if method == Method::POST => Route::CountTokens,
             p if is_response_item(method, p) => Route::ResponseItem,
             p if p == "/v1" || p.starts_with("/v1/") => Route::Proxy,
             _ => Route::NotFound,
@@ -80,6 +86,8 @@ impl Route {
             Route::Models => "models",
             Route::ChatCompletions => "chat_completions",
             Route::Responses => "responses",
+            Route::Messages => "messages",
+            Route::CountTokens => "count_tokens",
             Route::ResponseItem => "response_item",
             Route::Proxy => "proxy",
             Route::Chat => "chat",
@@ -96,6 +104,7 @@ impl Route {
         match self {
             Route::ChatCompletions => Surface::ChatCompletions,
             Route::Responses | Route::ResponseItem => Surface::Responses,
+            Route::Messages | Route::CountTokens => Surface::Messages,
             Route::Chat | Route::ChatHistory => Surface::Session,
             Route::Mcp => Surface::Mcp,
             Route::Welcome
@@ -143,7 +152,8 @@ pub fn request_id(given: Option<&HeaderValue>) -> String {
 
 /// `metrics_here`: `/metrics` is on this port; `mcp`: `/mcp` is served (`mcp_server.enabled`).
 pub fn welcome(metrics_here: bool, mcp: bool) -> Value {
-    let mut endpoints = vec!["/v1/chat/completions", "/v1/responses", "/v1/models", "/chat", "/healthz"];
+    let mut endpoints =
+        vec!["/v1/chat/completions", "/v1/responses", "/v1/messages", "/v1/models", "/chat", "/healthz"];
     if metrics_here {
         endpoints.push("/metrics");
     }
@@ -190,6 +200,9 @@ mod tests {
         assert_eq!(Route::classify(&Method::POST, "/v1/chat/completions"), Route::ChatCompletions);
         assert_eq!(Route::classify(&Method::POST, "/v1/embeddings"), Route::Proxy);
         assert_eq!(Route::classify(&Method::POST, "/v1/responses"), Route::Responses);
+        assert_eq!(Route::classify(&Method::POST, "/v1/messages"), Route::Messages);
+        assert_eq!(Route::classify(&Method::POST, "/v1/messages/count_tokens"), Route::CountTokens);
+        assert_eq!(Route::classify(&Method::GET, "/v1/messages/batches"), Route::Proxy);
         assert_eq!(Route::classify(&Method::GET, "/v1/responses/resp_1"), Route::ResponseItem);
         assert_eq!(Route::classify(&Method::DELETE, "/v1/responses/resp_1"), Route::ResponseItem);
         assert_eq!(Route::classify(&Method::GET, "/v1/responses/resp_1/input_items"), Route::ResponseItem);

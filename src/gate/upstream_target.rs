@@ -112,6 +112,10 @@ impl UpstreamTarget {
             }
             None => {}
         }
+        if client_keys {
+            // Anthropic clients send their key (ours) as `x-api-key`.
+            req.remove_header("x-api-key");
+        }
         Ok(())
     }
 }

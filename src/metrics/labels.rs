@@ -27,6 +27,8 @@ macro_rules! label_value {
 pub enum Surface {
     ChatCompletions,
     Responses,
+    /// Anthropic's Messages API.
+    Messages,
     /// `/chat`, the server-side sessions.
     Session,
     Mcp,
@@ -36,6 +38,7 @@ pub enum Surface {
 label_value!(Surface {
     ChatCompletions => "chat_completions",
     Responses => "responses",
+    Messages => "messages",
     Session => "session",
     Mcp => "mcp",
     None => "none",

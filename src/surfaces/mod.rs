@@ -9,7 +9,7 @@
 //! | [`chat`] | `POST /v1/chat/completions`: `chat.completion` and its chunk stream |
 //! | [`session`] | `POST /chat`: one turn of a server-side session, `{"response", "session_id"}` |
 //! | [`responses`] | `POST /v1/responses`: output items and the Responses event stream, stored responses |
-//! | [`messages`] | `POST /v1/messages` (in progress): Anthropic's conversation in chat terms |
+//! | [`messages`] | `POST /v1/messages`: Anthropic's request in chat terms, the answer as a `message` and Anthropic's stream events |
 //! | [`mcp`] | `/mcp`: the catalog as MCP tools for rmcp's server side, a call's outcome as an MCP result |
 
 pub mod chat;

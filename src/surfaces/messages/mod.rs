@@ -1,5 +1,6 @@
 //! The Anthropic Messages surface (`POST /v1/messages`), over the one tool
-//! loop and the upstream's chat completions. Built in steps; so far:
+//! loop and the upstream's chat completions (the gate's `messages` route
+//! reads the body and drives the loop with these):
 //!
 //! | file | owns |
 //! | --- | --- |
