@@ -122,6 +122,9 @@ pub struct Answer {
     pub awaiting_approval: Vec<ToolCall>,
     /// `stop`, `length`, `content_filter`, …, or `tool_calls` when `client_calls` is not empty.
     pub finish_reason: String,
+    /// The stop sequence that ended the answer (`finish_reason` `stop`),
+    /// when the upstream named it.
+    pub stop_sequence: Option<String>,
     /// Summed over every round; `None` when the upstream reported none.
     pub usage: Option<Usage>,
     pub stopped: Option<StopReason>,

@@ -311,6 +311,7 @@ impl ToolLoop<'_> {
                 Some(other) => other.to_string(),
             }
         };
+        answer.stop_sequence = last.stop_sequence.filter(|_| answer.finish_reason == "stop");
         answer.client_calls = client_calls;
         answer.usage = usage;
         answer.last = last.completion;

@@ -28,6 +28,8 @@ pub struct Reply {
     /// Prompt mode: the call found in the text.
     pub prompt_call: Option<Found>,
     pub finish_reason: Option<String>,
+    /// The stop sequence that ended the reply, when the upstream names it.
+    pub stop_sequence: Option<String>,
     pub usage: Option<Usage>,
     pub reasoning: Option<Reasoning>,
     /// Not streamed: the completion itself.
@@ -83,6 +85,7 @@ fn from_completion(mut completion: ChatCompletion, reading: &Reading<'_>) -> Rep
     let text = choice.as_ref().map(|c| c.message.content_text()).unwrap_or_default();
     let calls = choice.as_ref().and_then(|c| c.message.tool_calls.clone()).unwrap_or_default();
     let finish_reason = choice.as_ref().and_then(|c| c.finish_reason.clone());
+    let stop_sequence = choice.as_ref().and_then(|c| matched_stop(&c.rest));
     let reasoning = choice.and_then(|c| {
         drop_legacy_call(&mut c.message.rest, reading.is_known, &mut false);
         take_reasoning(&mut c.message.rest)
@@ -92,7 +95,24 @@ fn from_completion(mut completion: ChatCompletion, reading: &Reading<'_>) -> Rep
         ToolMode::Prompt => CallScanner::scan_whole(&text, reading.is_known),
     };
     let usage = completion.usage.clone();
-    Reply { identity, text, visible, calls, prompt_call, finish_reason, usage, reasoning, completion: Some(completion) }
+    Reply {
+        identity,
+        text,
+        visible,
+        calls,
+        prompt_call,
+        finish_reason,
+        stop_sequence,
+        usage,
+        reasoning,
+        completion: Some(completion),
+    }
+}
+
+/// vLLM (and servers copying it) say which stop sequence ended a choice in
+/// `stop_reason`; a number there is a stop token, not one of the sequences.
+fn matched_stop(choice: &Map<String, Value>) -> Option<String> {
+    choice.get("stop_reason").and_then(Value::as_str).map(str::to_string)
 }
 
 /// Removes the legacy `function_call` (which servers such as llama.cpp's send
@@ -163,6 +183,7 @@ async fn collect_stream(mut stream: ChunkStream, reading: &Reading<'_>, sink: &m
             }
             if let Some(reason) = choice.finish_reason.take() {
                 reply.finish_reason = Some(reason);
+                reply.stop_sequence = matched_stop(&choice.rest);
             }
             let piece = choice.delta.content.take().unwrap_or_default();
             reply.text.push_str(&piece);

@@ -46,6 +46,16 @@ pub fn stop_reason(finish_reason: &str, client_calls: bool) -> &'static str {
     }
 }
 
+/// The answer's `stop_reason` and `stop_sequence`: `stop_sequence` when the
+/// upstream named the sequence that ended it (vLLM does; most upstreams only
+/// say `stop`, and then it is `end_turn`).
+pub fn stop(answer: &Answer) -> (&'static str, Option<&str>) {
+    match answer.stop_sequence.as_deref() {
+        Some(sequence) if answer.client_calls.is_empty() => ("stop_sequence", Some(sequence)),
+        _ => (stop_reason(&answer.finish_reason, !answer.client_calls.is_empty()), None),
+    }
+}
+
 /// A client tool call as a `tool_use` block (its arguments parsed; text
 /// that is not JSON is kept under `_raw` rather than lost).
 pub fn tool_use(call: &ToolCall) -> Value {
@@ -76,14 +86,15 @@ pub fn message(answer: &Answer) -> Value {
         content.push(json!({"type": "text", "text": text}));
     }
     content.extend(answer.client_calls.iter().map(tool_use));
+    let (stop_reason, stop_sequence) = stop(answer);
     json!({
         "id": message_id(&answer.identity.id),
         "type": "message",
         "role": "assistant",
         "model": answer.identity.model,
         "content": content,
-        "stop_reason": stop_reason(&answer.finish_reason, !answer.client_calls.is_empty()),
-        "stop_sequence": null,
+        "stop_reason": stop_reason,
+        "stop_sequence": stop_sequence,
         "usage": usage(answer),
     })
 }
@@ -110,6 +121,7 @@ mod tests {
             client_calls: Vec::new(),
             awaiting_approval: Vec::new(),
             finish_reason: "stop".into(),
+            stop_sequence: None,
             usage: None,
             stopped: None,
             tool_runs: Vec::new(),
@@ -153,5 +165,15 @@ mod tests {
         assert_eq!(stop_reason("stop", false), "end_turn");
         assert_eq!(stop_reason("stop", true), "tool_use");
         assert_eq!(stop_reason("content_filter", false), "refusal");
+    }
+
+    #[test]
+    fn a_named_stop_sequence_is_reported() {
+        let mut a = answer();
+        a.stop_sequence = Some("END".into());
+        let m = message(&a);
+        assert_eq!((&m["stop_reason"], &m["stop_sequence"]), (&json!("stop_sequence"), &json!("END")));
+        a.client_calls = vec![call("c", "weather", "{}")];
+        assert_eq!(stop(&a), ("tool_use", None), "the client's calls decide");
     }
 }

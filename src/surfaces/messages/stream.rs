@@ -9,7 +9,7 @@
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use super::output::{message_id, stop_reason, tool_use_id, usage};
+use super::output::{message_id, stop, tool_use_id, usage};
 use crate::error::ProxyError;
 use crate::surfaces::StreamEncoder;
 use crate::tool_loop::events::Joiner;
@@ -117,10 +117,10 @@ impl MessagesStream {
             ));
             out.push_str(&event("content_block_stop", &json!({"type": "content_block_stop", "index": index})));
         }
-        let reason = stop_reason(&answer.finish_reason, !answer.client_calls.is_empty());
+        let (reason, sequence) = stop(answer);
         out.push_str(&event(
             "message_delta",
-            &json!({"type": "message_delta", "delta": {"stop_reason": reason, "stop_sequence": null}, "usage": usage(answer)}),
+            &json!({"type": "message_delta", "delta": {"stop_reason": reason, "stop_sequence": sequence}, "usage": usage(answer)}),
         ));
         out.push_str(&event("message_stop", &json!({"type": "message_stop"})));
         Bytes::from(out)
@@ -208,6 +208,7 @@ mod tests {
             client_calls: vec![call],
             awaiting_approval: Vec::new(),
             finish_reason: "tool_calls".into(),
+            stop_sequence: None,
             usage: serde_json::from_value::<Usage>(json!({"prompt_tokens": 9, "completion_tokens": 4})).ok(),
             stopped: None,
             tool_runs: Vec::new(),
