@@ -17,10 +17,18 @@ use crate::metrics::{CallOutcome, ToolMetrics};
 use crate::settings::keys::{AllowList, ClientKey, Keys};
 use crate::tool_loop::ToolRunner;
 
-/// The key presented in `authorization`, if it is one of ours. The scheme
-/// is `Bearer` in any case (RFC 9110: auth schemes are case-insensitive).
-pub fn authenticate<'k>(keys: &'k Keys, authorization: Option<&str>) -> Option<&'k ClientKey> {
-    let token = bearer_token(authorization?)?;
+/// The key a request presents: the token of `Authorization: Bearer` (the
+/// scheme in any case, RFC 9110), or else `x-api-key`, as Anthropic clients send it.
+pub fn presented_key(headers: &http::HeaderMap) -> Option<&str> {
+    match headers.get(http::header::AUTHORIZATION) {
+        Some(authorization) => bearer_token(authorization.to_str().ok()?),
+        None => headers.get("x-api-key")?.to_str().ok().map(str::trim).filter(|k| !k.is_empty()),
+    }
+}
+
+/// The client key `token` is, if it is one of ours.
+pub fn authenticate<'k>(keys: &'k Keys, token: Option<&str>) -> Option<&'k ClientKey> {
+    let token = token?;
     keys.iter().find(|k| constant_time_eq(k.secret().as_bytes(), token.as_bytes()))
 }
 
@@ -93,9 +101,28 @@ mod tests {
     fn keys_match_exactly() {
         let env = Default::default();
         let keys = Keys::load(&["secret-from-conf".into()], None, &env).unwrap_or_default();
-        assert!(authenticate(&keys, Some("Bearer secret-from-conf")).is_some());
-        assert!(authenticate(&keys, Some("BEARER secret-from-conf")).is_some());
-        assert!(authenticate(&keys, Some("Bearer secret-from-con")).is_none());
+        assert!(authenticate(&keys, Some("secret-from-conf")).is_some());
+        assert!(authenticate(&keys, Some("secret-from-con")).is_none());
+        assert!(authenticate(&keys, Some("secret-from-conf2")).is_none());
         assert!(authenticate(&keys, None).is_none());
+    }
+
+    #[test]
+    fn the_key_is_the_bearer_token_or_else_x_api_key() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = http::HeaderMap::new();
+            for (name, value) in pairs {
+                h.insert(*name, http::HeaderValue::from_static(value));
+            }
+            h
+        };
+        assert_eq!(presented_key(&headers(&[("authorization", "BEARER abc")])), Some("abc"));
+        assert_eq!(presented_key(&headers(&[("x-api-key", " abc ")])), Some("abc"));
+        let both = headers(&[("authorization", "Bearer abc"), ("x-api-key", "xyz")]);
+        assert_eq!(presented_key(&both), Some("abc"));
+        // A credential of another scheme is not made up for by x-api-key.
+        assert_eq!(presented_key(&headers(&[("authorization", "Basic abc"), ("x-api-key", "xyz")])), None);
+        assert_eq!(presented_key(&headers(&[("x-api-key", "")])), None);
+        assert_eq!(presented_key(&headers(&[])), None);
     }
 }

@@ -12,6 +12,7 @@ use pingora::{Error, ErrorType, Result};
 
 use super::{cors, request_id_value, respond, RequestCtx, Route, REQUEST_ID};
 use crate::error::ProxyError;
+use crate::metrics::Surface;
 use crate::settings::Settings;
 
 /// The first limit this request breaks, if any. On the normal path it costs
@@ -100,7 +101,11 @@ pub(super) async fn refuse(
     err: &ProxyError,
 ) -> Result<()> {
     session.set_keepalive(None);
-    let body: Bytes = err.openai_body();
+    // Anthropic clients parse only their own error shape.
+    let body: Bytes = match ctx.route.surface() {
+        Surface::Messages => err.anthropic_body(),
+        _ => err.openai_body(),
+    };
     let mut resp = respond::json_header(err.status(), body.len())?;
     resp.insert_header(REQUEST_ID, request_id_value(&ctx.request_id)?)?;
     if let Some(seconds) = err.retry_after() {

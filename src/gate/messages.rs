@@ -15,6 +15,7 @@ use crate::error::{anthropic_error_type, ProxyError};
 use crate::surfaces::messages::output::message;
 use crate::surfaces::messages::request::{decode, Decoded};
 use crate::surfaces::messages::stream::MessagesStream;
+use crate::tool_loop::native::tool_specs;
 use crate::tool_loop::{Job, Outcome};
 use crate::upstream::UpstreamError;
 
@@ -85,7 +86,9 @@ async fn refused(gate: &Gate, session: &mut Session, ctx: &mut RequestCtx, e: Up
 
 /// `count_tokens`: an estimate of the prompt's tokens, one per four
 /// characters of the messages' text and the tools' JSON as the upstream
-/// would receive them (rounded up), so clients that ask first keep working.
+/// would receive them (the client's and the MCP tools this request would be
+/// offered; rounded up), so clients that ask first keep working and budget
+/// for the tools the proxy adds.
 pub async fn count_tokens(gate: &Gate, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
     let counted = async {
         let body = read_body(gate, session).await?;
@@ -95,7 +98,18 @@ pub async fn count_tokens(gate: &Gate, session: &mut Session, ctx: &mut RequestC
         value["max_tokens"] = json!(1);
         let decoded = decode(&value)?;
         let text: usize = decoded.chat.messages.iter().map(|m| m.content_text().chars().count()).sum();
-        let tools = decoded.chat.tools.as_ref().map_or(0, |t| Value::Array(t.clone()).to_string().chars().count());
+        let client = decoded.chat.tools.clone().unwrap_or_default();
+        let mcp = if decoded.mcp && !mcp_headers(session)?.off {
+            let names = client.iter().filter_map(|t| t["function"]["name"].as_str().map(str::to_string)).collect();
+            tool_specs(&gate.tools_for(ctx).catalog(), &names)
+        } else {
+            Vec::new()
+        };
+        let tools = if client.is_empty() && mcp.is_empty() {
+            0
+        } else {
+            Value::Array([client, mcp].concat()).to_string().chars().count()
+        };
         Ok::<_, ProxyError>((text + tools).div_ceil(4))
     };
     match counted.await {

@@ -137,11 +137,16 @@ impl Gate {
 
     /// The client's `Authorization`, for the upstream: only in
     /// bring-your-own-key mode (no client keys of ours, no upstream key).
+    /// An Anthropic client's `x-api-key` is its key too, sent on as a bearer.
     fn forwardable_authorization(&self, session: &Session) -> Option<String> {
         if !self.live.keys().is_empty() {
             return None;
         }
-        session.req_header().headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string)
+        let headers = &session.req_header().headers;
+        match headers.get("authorization").and_then(|v| v.to_str().ok()) {
+            Some(authorization) => Some(authorization.to_string()),
+            None => headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(|key| format!("Bearer {key}")),
+        }
     }
 
     /// The tool loop over `tools` (one request's view of the hub).
@@ -190,10 +195,7 @@ impl ProxyHttp for Gate {
 
         let keys = self.live.keys();
         if !keys.is_empty() && !matches!(ctx.route, Route::Welcome | Route::Health | Route::Preflight) {
-            // Anthropic clients present the key as `x-api-key`.
-            let api_key = req.headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(|k| format!("Bearer {k}"));
-            let given = req.headers.get("authorization").and_then(|v| v.to_str().ok()).or(api_key.as_deref());
-            match auth::authenticate(&keys, given) {
+            match auth::authenticate(&keys, auth::presented_key(&req.headers)) {
                 Some(key) => ctx.client = Some(key.clone()),
                 None if ctx.route == Route::Mcp => return mcp_serve::unauthorized(self, session, ctx).await,
                 None if ctx.route.surface() == Surface::Messages => {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::common::mock_upstream::{MockUpstream, Reply};
+use crate::common::mock_upstream::{chunk, completion, MockUpstream, Reply};
 use crate::common::prometheus::scrape;
 use crate::common::{self, start_proxy_with_tools, Proxy};
 
@@ -44,6 +44,30 @@ async fn a_plain_message() {
     assert_eq!(sent["messages"][0], json!({"role": "system", "content": "Be brief."}));
     assert_eq!(sent["max_tokens"], 100);
     assert_eq!(tool_names(&sent), ["add", "echo"], "the MCP tools are offered");
+}
+
+/// Most upstreams say only `stop`; vLLM names the sequence in `stop_reason`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_sequence_the_upstream_names_is_reported_streamed_and_not() {
+    let mock = MockUpstream::start().await;
+    let proxy = proxy(&mock);
+    let mut whole = completion("1, 2, 3");
+    whole["choices"][0]["stop_reason"] = json!("END");
+    mock.push(Reply::json(200, whole));
+    let mut last = chunk(json!({}), Some("stop"));
+    last["choices"][0]["stop_reason"] = json!("END");
+    mock.push(Reply::sse().event(chunk(json!({"role": "assistant", "content": "1, 2, 3"}), None)).event(last).done());
+    for case in ["create", "stream"] {
+        let out = sdk(&proxy, "sk-any", case).await;
+        assert_eq!(
+            (&out["text"], &out["stop_reason"], &out["stop_sequence"]),
+            (&json!("1, 2, 3"), &json!("stop_sequence"), &json!("END")),
+            "{case}: {out}"
+        );
+    }
+    mock.push(Reply::chat("Paris."));
+    let out = sdk(&proxy, "sk-any", "create").await;
+    assert_eq!((&out["stop_reason"], &out["stop_sequence"]), (&json!("end_turn"), &Value::Null), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -138,6 +162,8 @@ async fn a_malformed_request_is_an_anthropic_shaped_400() {
     assert!(mock.requests().is_empty(), "nothing reached the upstream");
 }
 
+/// This SDK sends its key as `Authorization: Bearer`; Claude Code and older
+/// SDKs as `X-Api-Key` (the script's `x-api-key=` form). Both are client keys.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn x_api_key_is_a_client_key() {
     let mock = MockUpstream::start().await;
@@ -146,19 +172,22 @@ async fn x_api_key_is_a_client_key() {
         "echo",
         &[("AUTH_KEYS", "anthropic-client-0001"), ("OPENAI_API_KEY", "sk-up")],
     );
-    mock.push(Reply::chat("let in"));
-    let out = sdk(&proxy, "anthropic-client-0001", "create").await;
-    assert_eq!(out["text"], "let in", "{out}");
-    let sent = &mock.requests()[0];
-    assert_eq!(sent.header("authorization").as_deref(), Some("Bearer sk-up"));
-    assert_eq!(sent.header("x-api-key"), None, "the client's key never goes upstream");
-    let out = sdk(&proxy, "wrong-key-0002", "create").await;
-    assert_eq!(
-        (&out["error"]["status"], &out["error"]["type"]),
-        (&json!(401), &json!("authentication_error")),
-        "{out}"
-    );
-    assert_eq!(mock.requests().len(), 1);
+    for how in ["", "x-api-key="] {
+        let before = mock.requests().len();
+        mock.push(Reply::chat("let in"));
+        let out = sdk(&proxy, &format!("{how}anthropic-client-0001"), "create").await;
+        assert_eq!(out["text"], "let in", "{how}: {out}");
+        let sent = &mock.requests()[before];
+        assert_eq!(sent.header("authorization").as_deref(), Some("Bearer sk-up"), "{how}");
+        assert_eq!(sent.header("x-api-key"), None, "{how}: the client's key never goes upstream");
+        let out = sdk(&proxy, &format!("{how}wrong-key-0002"), "create").await;
+        assert_eq!(
+            (&out["error"]["status"], &out["error"]["type"], &out["error"]["envelope"]),
+            (&json!(401), &json!("authentication_error"), &json!("error")),
+            "{how}: {out}"
+        );
+        assert_eq!(mock.requests().len(), before + 1, "{how}: a wrong key reaches no upstream");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -166,6 +195,21 @@ async fn count_tokens_estimates() {
     let mock = MockUpstream::start().await;
     let proxy = proxy(&mock);
     let out = sdk(&proxy, "sk-any", "count").await;
-    assert_eq!(out["input_tokens"], 100, "400 characters at four per token: {out}");
-    assert!(mock.requests().is_empty());
+    assert!(mock.requests().is_empty(), "counting asks no upstream");
+    // The MCP tools the proxy would add count too: the same JSON a real
+    // request offers the upstream, at four characters per token.
+    mock.push(Reply::chat("ok"));
+    sdk(&proxy, "sk-any", "create").await;
+    let offered = mock.requests()[0].json()["tools"].to_string().chars().count();
+    assert_eq!(out["input_tokens"], json!((400 + offered).div_ceil(4)), "400 characters and the tools: {out}");
+    // Without the MCP tools, the 400 characters alone.
+    let body = json!({"model": "m", "messages": [{"role": "user", "content": "x".repeat(400)}]});
+    let r = common::client()
+        .post(format!("{}/v1/messages/count_tokens", proxy.url))
+        .header("x-mcp-tools", "off")
+        .json(&body)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.json::<Value>().await.unwrap_or_default(), json!({"input_tokens": 100}));
 }
