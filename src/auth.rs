@@ -22,8 +22,13 @@ use crate::tool_loop::ToolRunner;
 pub fn presented_key(headers: &http::HeaderMap) -> Option<&str> {
     match headers.get(http::header::AUTHORIZATION) {
         Some(authorization) => bearer_token(authorization.to_str().ok()?),
-        None => headers.get("x-api-key")?.to_str().ok().map(str::trim).filter(|k| !k.is_empty()),
+        None => x_api_key(headers),
     }
+}
+
+/// The `x-api-key` header, as Anthropic clients send their key.
+pub fn x_api_key(headers: &http::HeaderMap) -> Option<&str> {
+    headers.get("x-api-key")?.to_str().ok().map(str::trim).filter(|k| !k.is_empty())
 }
 
 /// The client key `token` is, if it is one of ours.

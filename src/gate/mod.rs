@@ -145,7 +145,7 @@ impl Gate {
         let headers = &session.req_header().headers;
         match headers.get("authorization").and_then(|v| v.to_str().ok()) {
             Some(authorization) => Some(authorization.to_string()),
-            None => headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(|key| format!("Bearer {key}")),
+            None => auth::x_api_key(headers).map(|key| format!("Bearer {key}")),
         }
     }
 

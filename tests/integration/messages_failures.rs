@@ -25,6 +25,13 @@ fn refusal(out: &Value) -> (Value, Value, Value) {
     (e["status"].clone(), e["envelope"].clone(), e["type"].clone())
 }
 
+/// A streamed message request, sent without an SDK to read the raw events.
+async fn stream(proxy: &Proxy) -> reqwest::Response {
+    let body = json!({"model": "m", "max_tokens": 10, "stream": true, "messages": [{"role": "user", "content": "a"}]});
+    let sent = client().post(format!("{}/v1/messages", proxy.url)).json(&body).send().await;
+    sent.unwrap_or_else(|e| panic!("POST /v1/messages: {e}"))
+}
+
 fn event_names(raw: &str) -> Vec<&str> {
     raw.split("\n\n").filter_map(|ev| ev.lines().find_map(|l| l.strip_prefix("event: "))).collect()
 }
@@ -46,10 +53,7 @@ async fn too_many_requests_in_flight_is_an_anthropic_overload() {
     // One stream holds the only place until released.
     let (release, gate) = tokio::sync::oneshot::channel();
     mock.push(Reply::sse().event(chunk(json!({"role": "assistant", "content": "held"}), None)).gate(gate).done());
-    let body = json!({"model": "m", "max_tokens": 10, "stream": true, "messages": [{"role": "user", "content": "a"}]});
-    let held =
-        client().post(format!("{}/v1/messages", proxy.url)).json(&body).send().await.unwrap_or_else(|e| panic!("{e}"));
-    let mut held_body = held.bytes_stream();
+    let mut held_body = stream(&proxy).await.bytes_stream();
     let mut seen = String::new();
     read_until(&mut held_body, &mut seen, "held").await;
 
@@ -73,16 +77,7 @@ async fn a_failure_after_the_first_byte_is_an_error_event_and_the_sdk_raises() {
 
     // On the wire: the error event ends the stream, with no message_stop.
     mock.push(Reply::cut_stream("The answer begins"));
-    let body = json!({"model": "m", "max_tokens": 10, "stream": true, "messages": [{"role": "user", "content": "a"}]});
-    let raw = client()
-        .post(format!("{}/v1/messages", proxy.url))
-        .json(&body)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .text()
-        .await
-        .unwrap_or_default();
+    let raw = stream(&proxy).await.text().await.unwrap_or_default();
     let names = event_names(&raw);
     assert_eq!(names.first(), Some(&"message_start"), "{raw}");
     assert_eq!(names.last(), Some(&"error"), "{raw}");
@@ -95,16 +90,7 @@ async fn ping_events_keep_the_stream_alive_while_a_tool_runs() {
     let proxy = start_proxy_with_tools(&mock.base_url(), "echo,sleep", &[]);
     mock.push(Reply::tool_calls_stream(&[("c1", "sleep", json!({"ms": 1600}))]));
     mock.push(Reply::chat_stream(&["Rested."], Duration::ZERO));
-    let body = json!({"model": "m", "max_tokens": 10, "stream": true, "messages": [{"role": "user", "content": "a"}]});
-    let raw = client()
-        .post(format!("{}/v1/messages", proxy.url))
-        .json(&body)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .text()
-        .await
-        .unwrap_or_default();
+    let raw = stream(&proxy).await.text().await.unwrap_or_default();
     let names = event_names(&raw);
     let ping = names.iter().position(|n| *n == "ping");
     let text = names.iter().position(|n| *n == "content_block_start");
