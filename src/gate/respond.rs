@@ -32,11 +32,18 @@ impl Answer {
     }
 }
 
-/// A response header for a JSON body of `len` bytes.
+/// A response header for a JSON body of `len` bytes. A client error that
+/// sending again cannot mend (a bad body, a wrong key, an unknown route)
+/// says `x-should-retry: false`, which the OpenAI and Anthropic SDKs and
+/// Claude Code obey: Claude Code otherwise retries a 401 ten times over
+/// two minutes before it tells its user the key is wrong.
 pub fn json_header(status: u16, len: usize) -> Result<ResponseHeader> {
     let mut resp = ResponseHeader::build(status, Some(4))?;
     resp.insert_header("content-type", "application/json")?;
     resp.insert_header("content-length", len.to_string())?;
+    if (400..500).contains(&status) && !matches!(status, 408 | 409 | 429) {
+        resp.insert_header("x-should-retry", "false")?;
+    }
     Ok(resp)
 }
 
