@@ -157,7 +157,14 @@ impl ProxyError {
     }
 
     fn to_anthropic_json(&self) -> serde_json::Value {
-        json!({"type": "error", "error": {"type": anthropic_error_type(self.status()), "message": self.to_string()}})
+        // Anthropic clients send their key as x-api-key: say so in their shape.
+        let message = match self {
+            Self::InvalidApiKey => {
+                "Invalid API key. Send a valid key as 'x-api-key: <key>' or 'Authorization: Bearer <key>'.".to_string()
+            }
+            other => other.to_string(),
+        };
+        json!({"type": "error", "error": {"type": anthropic_error_type(self.status()), "message": message}})
     }
 
     /// `{"type": "error", "error": {"type", "message"}}`, the body Anthropic's API sends.
@@ -206,7 +213,7 @@ mod tests {
         assert_eq!(v, json!({"type": "error", "error": {"type": "invalid_request_error", "message": e.to_string()}}));
         let ev = String::from_utf8_lossy(&ProxyError::InvalidApiKey.anthropic_sse_event()).into_owned();
         assert!(ev.starts_with("event: error\ndata: {") && ev.ends_with("}\n\n"), "{ev}");
-        assert!(ev.contains("authentication_error"), "{ev}");
+        assert!(ev.contains("authentication_error") && ev.contains("x-api-key"), "{ev}");
         let timeout = ProxyError::UpstreamTimeout("x".into()).anthropic_body();
         assert!(String::from_utf8_lossy(&timeout).contains("api_error"));
     }

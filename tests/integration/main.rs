@@ -24,6 +24,7 @@ mod mcp_oauth;
 mod mcp_remote;
 mod mcp_serve;
 mod mcp_stdio;
+mod messages_claude_code;
 mod messages_failures;
 mod messages_sdk;
 mod metrics;

@@ -2,12 +2,14 @@
 //! chat-completions upstream, with the project's MCP test server: plain and
 //! streamed answers, MCP rounds, the client's own tools through
 //! `tool_result`, a mixed turn, `tool_choice`, errors in Anthropic's shape,
-//! `x-api-key` under client keys, and `count_tokens`.
+//! `x-api-key` under client keys, `count_tokens`, and the third-party
+//! `server-everything` over stdio and streamable HTTP.
 
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::common::mcp;
 use crate::common::mock_upstream::{chunk, completion, MockUpstream, Reply};
 use crate::common::prometheus::scrape;
 use crate::common::{self, start_proxy_with_tools, Proxy};
@@ -212,4 +214,42 @@ async fn count_tokens_estimates() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(r.json::<Value>().await.unwrap_or_default(), json!({"input_tokens": 100}));
+}
+
+/// The same third-party server the other surfaces are tested with, over
+/// stdio and streamable HTTP, streamed and not: the SDK sees only the answer
+/// and the upstream reads the tool's result.
+async fn everything_round(servers: Value) {
+    for case in ["create", "stream"] {
+        let mock = MockUpstream::start().await;
+        let file = common::write_servers(servers.clone());
+        let env = [("MCP_SERVERS_CONFIG", file.as_str()), ("MCP_STARTUP_WAIT_SECONDS", "30")];
+        let proxy = common::start_proxy(&mock.base_url(), &env);
+        let stream = case == "stream";
+        mock.push(Reply::turn(stream, "", &[("c1", "get-sum", json!({"a": 2, "b": 40}))]));
+        mock.push(Reply::turn(stream, "The sum is 42.", &[]));
+        let out = sdk(&proxy, "sk-any", case).await;
+        assert_eq!(
+            (&out["text"], &out["stop_reason"]),
+            (&json!("The sum is 42."), &json!("end_turn")),
+            "{case}: {out}"
+        );
+        let sent = mock.requests();
+        assert!(tool_names(&sent[0].json()).iter().any(|n| n == "get-sum"), "{case}");
+        let answers = tool_messages(&sent[1].json());
+        assert!(answers[0]["content"].as_str().is_some_and(|c| c.contains("42")), "{case}: {answers:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_everything_over_stdio() {
+    everything_round(json!({"everything": {"command": "node", "args": [mcp::everything_js(), "stdio"]}})).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_everything_over_streamable_http() {
+    let port = common::free_port();
+    let _server = mcp::start_everything("streamableHttp", port);
+    everything_round(json!({"everything": {"type": "streamable-http", "url": format!("http://127.0.0.1:{port}/mcp")}}))
+        .await;
 }

@@ -9,13 +9,26 @@
 //! - a user's `tool_result` → a `tool` message answering that id (its text,
 //!   prefixed `Error: ` when `is_error`), placed before the user's other
 //!   blocks, as chat completions wants tool answers right after the call;
+//!   a `tool_reference` in it offers that deferred tool (see `toolset`) and
+//!   reads as the tool's definition;
 //! - `thinking` → the assistant message's `reasoning_content` (what
-//!   reasoning upstreams read back); `redacted_thinking` is dropped.
+//!   reasoning upstreams read back); `redacted_thinking` is dropped;
+//! - a `role: "system"` message (Claude Code sends its environment as one)
+//!   → a system message: folded into the leading system prompt while no
+//!   assistant turn precedes it (chat templates such as Qwen's refuse a
+//!   system message anywhere but first), else a system message in place.
+//!   `clear_at: "next_user_message"` hides its text once a user message
+//!   follows; its `tool_addition` / `tool_removal` blocks change the
+//!   offered tools; its `output_config.effort` sets the effort of the
+//!   reply it precedes.
 //!
-//! Anything else is a 400 naming the block's place (`messages[2].content[1]`).
+//! `cache_control` on any block is accepted and has no effect (an
+//! upstream caches prefixes by itself, or not at all). Anything else is a
+//! 400 naming the block's place (`messages[2].content[1]`).
 
 use serde_json::{json, Map, Value};
 
+use super::toolset::Toolset;
 use crate::error::ProxyError;
 use crate::openai::chat::{FunctionCall, Message, ToolCall};
 
@@ -23,26 +36,103 @@ fn bad(message: impl Into<String>, param: &str) -> ProxyError {
     ProxyError::bad_request(message, Some(param))
 }
 
-/// `system` and `messages` as chat messages, the system prompt first.
-pub fn to_chat(system: Option<&Value>, messages: &[Value]) -> Result<Vec<Message>, ProxyError> {
+/// A conversation in chat terms.
+#[derive(Debug)]
+pub struct Conversation {
+    pub messages: Vec<Message>,
+    /// The effort a system message after the last user message asks for.
+    pub effort: Option<String>,
+}
+
+/// `system` and `messages` as chat messages, the system prompt first;
+/// `tools` learns which deferred tools the conversation loaded.
+pub fn to_chat(system: Option<&Value>, messages: &[Value], tools: &mut Toolset) -> Result<Conversation, ProxyError> {
     let mut out = Vec::with_capacity(messages.len() + 1);
+    let mut lead = Vec::new();
     if let Some(system) = system.filter(|s| !s.is_null()) {
         let text = system_text(system)?;
         if !text.is_empty() {
-            out.push(Message::text("system", text));
+            lead.push(text);
         }
     }
+    let role = |m: &Value| m.get("role").and_then(Value::as_str).unwrap_or_default().to_string();
+    let last_user = messages.iter().rposition(|m| role(m) == "user");
+    let mut effort = None;
+    let mut answered = false;
     for (i, message) in messages.iter().enumerate() {
         let at = format!("messages[{i}]");
-        let role = message.get("role").and_then(Value::as_str).unwrap_or_default();
         let content = message.get("content").ok_or_else(|| bad(format!("{at}.content is required"), &at))?;
-        match role {
-            "user" => user(content, &at, &mut out)?,
-            "assistant" => out.push(assistant(content, &at)?),
-            other => return Err(bad(format!("{at}.role must be \"user\" or \"assistant\", not {other:?}"), &at)),
+        match role(message).as_str() {
+            "user" => user(content, &at, tools, &mut out)?,
+            "assistant" => {
+                answered = true;
+                out.push(assistant(content, &at)?)
+            }
+            "system" => {
+                let later_user = last_user.is_some_and(|u| u > i);
+                let said = system_message(message, content, &at, tools)?;
+                if let Some(e) = said.effort.filter(|_| !later_user) {
+                    effort = Some(e);
+                }
+                let hidden = later_user && message.get("clear_at").and_then(Value::as_str) == Some("next_user_message");
+                match said.text {
+                    Some(text) if !hidden && !answered => lead.push(text),
+                    Some(text) if !hidden => out.push(Message::text("system", text)),
+                    _ => {}
+                }
+            }
+            other => {
+                return Err(bad(format!("{at}.role must be \"user\", \"assistant\" or \"system\", not {other:?}"), &at))
+            }
         }
     }
-    Ok(out)
+    if !lead.is_empty() {
+        out.insert(0, Message::text("system", lead.join("\n\n")));
+    }
+    Ok(Conversation { messages: out, effort })
+}
+
+/// What a `role: "system"` message says.
+struct Said {
+    text: Option<String>,
+    effort: Option<String>,
+}
+
+fn system_message(message: &Value, content: &Value, at: &str, tools: &mut Toolset) -> Result<Said, ProxyError> {
+    for key in message.as_object().into_iter().flat_map(|o| o.keys()) {
+        if !matches!(key.as_str(), "role" | "content" | "clear_at" | "output_config") {
+            return Err(bad(format!("{at}.{key}: extra inputs are not permitted"), at));
+        }
+    }
+    match message.get("clear_at") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) if s == "never" || s == "next_user_message" => {}
+        Some(_) => return Err(bad(format!("{at}.clear_at must be \"next_user_message\" or \"never\""), at)),
+    }
+    let mut effort = None;
+    if let Some(config) = message.get("output_config").filter(|c| !c.is_null()) {
+        let Some(config) = config.as_object() else {
+            return Err(bad(format!("{at}.output_config must be an object"), at));
+        };
+        for (key, value) in config {
+            match key.as_str() {
+                "effort" => effort = super::request::effort(value, &format!("{at}.output_config.effort"))?,
+                other => {
+                    return Err(bad(format!("{at}.output_config.{other} is not supported on a system message"), at))
+                }
+            }
+        }
+    }
+    let mut texts = Vec::new();
+    for (at, block) in blocks(content, at)? {
+        match kind(block) {
+            "tool_addition" | "tool_removal" => tools.change(block, &at)?,
+            "text" => texts.push(part(block, &at)?["text"].as_str().unwrap_or_default().to_string()),
+            other => return Err(bad(format!("{at}: a {other:?} block is not allowed in a system message"), &at)),
+        }
+    }
+    let text = texts.join("\n\n");
+    Ok(Said { text: (!text.is_empty()).then_some(text), effort })
 }
 
 fn system_text(system: &Value) -> Result<String, ProxyError> {
@@ -112,7 +202,7 @@ fn content_of(parts: Vec<Value>) -> Value {
     }
 }
 
-fn user(content: &Value, at: &str, out: &mut Vec<Message>) -> Result<(), ProxyError> {
+fn user(content: &Value, at: &str, tools: &mut Toolset, out: &mut Vec<Message>) -> Result<(), ProxyError> {
     let mut parts = Vec::new();
     for (at, block) in blocks(content, at)? {
         if kind(block) != "tool_result" {
@@ -130,6 +220,10 @@ fn user(content: &Value, at: &str, out: &mut Vec<Message>) -> Result<(), ProxyEr
                     .map(|(at, b)| match kind(b) {
                         "text" => part(b, &at).map(|p| p["text"].as_str().unwrap_or_default().to_string()),
                         "image" => Ok("[image]".to_string()),
+                        "tool_reference" => {
+                            let name = b.get("tool_name").and_then(Value::as_str).unwrap_or_default();
+                            tools.load(name, &at)
+                        }
                         other => Err(bad(format!("{at}: a {other:?} block cannot be a tool result"), &at)),
                     })
                     .collect();
@@ -192,8 +286,8 @@ mod tests {
 
     fn chat(system: Option<Value>, messages: Value) -> Vec<Value> {
         let list = messages.as_array().cloned().unwrap_or_default();
-        let out = to_chat(system.as_ref(), &list).unwrap_or_else(|e| panic!("{e}"));
-        out.iter().map(|m| serde_json::to_value(m).unwrap_or_default()).collect()
+        let out = to_chat(system.as_ref(), &list, &mut Toolset::default()).unwrap_or_else(|e| panic!("{e}"));
+        out.messages.iter().map(|m| serde_json::to_value(m).unwrap_or_default()).collect()
     }
 
     #[test]
@@ -252,15 +346,64 @@ mod tests {
 
     #[test]
     fn a_bad_block_is_named_by_its_place() {
-        let bad_role = [json!({"role": "system", "content": "x"})];
-        let e = to_chat(None, &bad_role).err().map(|e| e.to_string()).unwrap_or_default();
+        let none = &mut Toolset::default();
+        let bad_role = [json!({"role": "developer", "content": "x"})];
+        let e = to_chat(None, &bad_role, none).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(e.contains("messages[0].role"), "{e}");
         let bad_block = [
             json!({"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "tool_use", "id": "x", "name": "y"}]}),
         ];
-        let e = to_chat(None, &bad_block).err().map(|e| e.to_string()).unwrap_or_default();
+        let e = to_chat(None, &bad_block, none).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(e.contains("messages[0].content[1]"), "{e}");
-        let e = to_chat(Some(&json!(3)), &[]).err().map(|e| e.to_string()).unwrap_or_default();
+        let e = to_chat(Some(&json!(3)), &[], none).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(e.contains("system"), "{e}");
+    }
+
+    #[test]
+    fn system_messages_fold_first_then_stay_in_place_and_change_tools() {
+        let mut tools = Toolset::decode(Some(json!([
+            {"name": "Read", "input_schema": {"type": "object"}},
+            {"name": "Grep", "input_schema": {"type": "object"}, "defer_loading": true},
+            {"name": "Glob", "input_schema": {"type": "object"}, "defer_loading": true}
+        ])))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let messages = json!([
+            {"role": "user", "content": "find it"},
+            {"role": "system", "content": [{"type": "text", "text": "cwd is /src", "cache_control": {"type": "ephemeral"}}]},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "ToolSearch", "input": {}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1",
+                "content": [{"type": "tool_reference", "tool_name": "Grep"}]}]},
+            {"role": "system", "clear_at": "next_user_message", "content": "only this turn"},
+            {"role": "system", "content": [
+                {"type": "text", "text": "now careful"},
+                {"type": "tool_addition", "tool": {"type": "tool_reference", "name": "Glob"}},
+                {"type": "tool_removal", "tool": {"type": "tool_reference", "name": "Read"}}
+            ]},
+            {"role": "user", "content": "go on"},
+            {"role": "system", "content": "think hard", "output_config": {"effort": "max"}}
+        ]);
+        let list = messages.as_array().cloned().unwrap_or_default();
+        let out = to_chat(Some(&json!("Be brief.")), &list, &mut tools).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(out.effort.as_deref(), Some("high"), "max effort after the last user message, as high");
+        let out: Vec<Value> = out_values(&out);
+        assert_eq!(
+            out[0],
+            json!({"role": "system", "content": "Be brief.\n\ncwd is /src"}),
+            "folded before any answer"
+        );
+        assert_eq!(out[1], json!({"role": "user", "content": "find it"}));
+        assert!(out[3]["content"].as_str().is_some_and(|c| c.starts_with("<function>{") && c.contains("Grep")));
+        assert_eq!(out[4], json!({"role": "system", "content": "now careful"}), "the cleared one is gone");
+        assert_eq!(out[5], json!({"role": "user", "content": "go on"}));
+        assert_eq!(out[6], json!({"role": "system", "content": "think hard"}));
+        let offered: Vec<Value> = tools.offered().iter().map(|t| t["function"]["name"].clone()).collect();
+        assert_eq!(offered, [json!("Grep"), json!("Glob")]);
+        let none = &mut Toolset::default();
+        let undeclared = to_chat(None, &list, none).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(undeclared.contains("Grep"), "a reference to an undeclared tool is named: {undeclared}");
+    }
+
+    fn out_values(c: &Conversation) -> Vec<Value> {
+        c.messages.iter().map(|m| serde_json::to_value(m).unwrap_or_default()).collect()
     }
 }

@@ -13,10 +13,16 @@
 //! | `temperature`, `top_p`, `top_k` | the same (`top_k` as vLLM and llama.cpp read it) |
 //! | `metadata.user_id` | `user` |
 //! | `thinking` `{type: enabled, budget_tokens}` | `reasoning_effort` (≤ 4096 low, ≤ 16384 medium, else high) |
+//! | `thinking` `adaptive` / `between_tools` / `disabled` | nothing (the upstream thinks as it is set up to) |
+//! | `output_config.effort` `low` / `medium` / `high` / `xhigh` / `max` | `reasoning_effort` (the last two as `high`, the most chat completions knows) |
+//! | `output_config.format` `{type: json_schema, schema}` | `response_format` `json_schema` |
+//! | `cache_control` | nothing: an upstream caches prompt prefixes by itself, or not at all |
+//! | `context_management.edits` | checked, not applied: the client sends the whole history each turn and the proxy keeps none, so there is nothing of its own to clear; the upstream reads the history as sent |
 
 use serde_json::{json, Map, Value};
 
 use super::conversation::to_chat;
+use super::toolset::Toolset;
 use crate::error::ProxyError;
 use crate::openai::chat::ChatRequest;
 
@@ -68,15 +74,23 @@ pub fn decode(body: &Value) -> Result<Decoded, ProxyError> {
     };
     let mut rest = Map::new();
     rest.insert("max_tokens".into(), Value::Number(max_tokens));
-    let tools = tools(obj.remove("tools"))?;
+    let mut toolset = Toolset::decode(obj.remove("tools"))?;
     let (tool_choice, mcp) = tool_choice(obj.remove("tool_choice"), &mut rest)?;
     sampling(&mut obj, &mut rest)?;
+    output_config(obj.remove("output_config"), &mut rest)?;
+    context_management(obj.remove("context_management"))?;
+    obj.remove("cache_control");
     if let Some(field) = obj.keys().next() {
         return Err(bad(format!("{field}: extra inputs are not permitted"), field));
     }
+    let conversation = to_chat(system.as_ref(), &messages, &mut toolset)?;
+    if let Some(effort) = conversation.effort {
+        rest.insert("reasoning_effort".into(), Value::String(effort));
+    }
+    let tools = toolset.offered();
     let chat = ChatRequest {
         model,
-        messages: to_chat(system.as_ref(), &messages)?,
+        messages: conversation.messages,
         stream: Some(stream),
         tools: (!tools.is_empty()).then_some(tools),
         tool_choice,
@@ -84,36 +98,6 @@ pub fn decode(body: &Value) -> Result<Decoded, ProxyError> {
         rest,
     };
     Ok(Decoded { chat, mcp, stream })
-}
-
-/// The client's tools as chat function tools.
-fn tools(tools: Option<Value>) -> Result<Vec<Value>, ProxyError> {
-    let list = match tools {
-        None | Some(Value::Null) => return Ok(Vec::new()),
-        Some(Value::Array(list)) => list,
-        Some(_) => return Err(bad("tools must be an array", "tools")),
-    };
-    list.iter()
-        .enumerate()
-        .map(|(i, t)| {
-            let at = format!("tools[{i}]");
-            match t.get("type").and_then(Value::as_str) {
-                None | Some("custom") => {}
-                Some(other) => {
-                    return Err(bad(format!("{at}: the {other:?} tool is not supported by this proxy"), &at))
-                }
-            }
-            let name = t.get("name").and_then(Value::as_str).filter(|n| !n.is_empty());
-            let name = name.ok_or_else(|| bad(format!("{at}.name is required"), &at))?;
-            let schema = t.get("input_schema").filter(|s| s.is_object());
-            let schema = schema.ok_or_else(|| bad(format!("{at}.input_schema must be a JSON schema object"), &at))?;
-            let mut function = json!({"name": name, "parameters": schema});
-            if let Some(d) = t.get("description").and_then(Value::as_str) {
-                function["description"] = json!(d);
-            }
-            Ok(json!({"type": "function", "function": function}))
-        })
-        .collect()
 }
 
 /// `tool_choice` in chat terms, and whether MCP tools are offered.
@@ -170,8 +154,72 @@ fn sampling(obj: &mut Map<String, Value>, rest: &mut Map<String, Value>) -> Resu
                 };
                 rest.insert("reasoning_effort".into(), json!(effort));
             }
-            Some("disabled") => {}
-            _ => return Err(bad("thinking.type must be enabled or disabled", "thinking")),
+            Some("disabled" | "adaptive" | "between_tools") => {}
+            _ => return Err(bad("thinking.type must be enabled, adaptive, between_tools or disabled", "thinking")),
+        }
+    }
+    Ok(())
+}
+
+/// An `effort` value in chat terms (`reasoning_effort`).
+pub fn effort(value: &Value, at: &str) -> Result<Option<String>, ProxyError> {
+    match value {
+        Value::Null => Ok(None),
+        Value::String(e) => match e.as_str() {
+            "low" | "medium" | "high" => Ok(Some(e.clone())),
+            "xhigh" | "max" => Ok(Some("high".into())),
+            _ => Err(bad(format!("{at} must be low, medium, high, xhigh or max"), at)),
+        },
+        _ => Err(bad(format!("{at} must be low, medium, high, xhigh or max"), at)),
+    }
+}
+
+/// `output_config`: `effort` and `format`; its other fields are refused by
+/// name (a budget this proxy would not keep is worse than a 400).
+fn output_config(config: Option<Value>, rest: &mut Map<String, Value>) -> Result<(), ProxyError> {
+    let Some(config) = config.filter(|c| !c.is_null()) else { return Ok(()) };
+    let Some(config) = config.as_object() else { return Err(bad("output_config must be an object", "output_config")) };
+    for (key, value) in config {
+        match key.as_str() {
+            "effort" => {
+                if let Some(e) = effort(value, "output_config.effort")? {
+                    rest.insert("reasoning_effort".into(), Value::String(e));
+                }
+            }
+            "format" if value.is_null() => {}
+            "format" => {
+                let schema = value.get("schema").filter(|s| s.is_object());
+                let (Some("json_schema"), Some(schema)) = (value.get("type").and_then(Value::as_str), schema) else {
+                    return Err(bad(
+                        "output_config.format must be {type: json_schema, schema}",
+                        "output_config.format",
+                    ));
+                };
+                let format = json!({"name": "output", "schema": schema, "strict": true});
+                rest.insert("response_format".into(), json!({"type": "json_schema", "json_schema": format}));
+            }
+            other => {
+                let at = format!("output_config.{other}");
+                return Err(bad(format!("{at} is not supported by this proxy"), &at));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `context_management`: its shape is checked (a typo is still a 400) and
+/// nothing is applied (see the table above).
+fn context_management(config: Option<Value>) -> Result<(), ProxyError> {
+    let Some(config) = config.filter(|c| !c.is_null()) else { return Ok(()) };
+    let edits = match config.as_object().map(|o| (o.get("edits"), o.len())) {
+        Some((None, 0)) => return Ok(()),
+        Some((Some(Value::Array(edits)), 1)) => edits,
+        _ => return Err(bad("context_management must be {edits: [...]}", "context_management")),
+    };
+    for (i, edit) in edits.iter().enumerate() {
+        if edit.get("type").and_then(Value::as_str).is_none() {
+            let at = format!("context_management.edits[{i}]");
+            return Err(bad(format!("{at}.type is required"), &at));
         }
     }
     Ok(())
@@ -250,8 +298,39 @@ mod tests {
         let mut servers = base();
         servers["mcp_servers"] = json!([{"type": "url", "url": "https://x", "name": "x"}]);
         assert!(refused(servers).contains("mcp_servers"));
+        let mut budget = base();
+        budget["output_config"] = json!({"task_budget": {"type": "tokens", "total": 10}});
+        assert!(refused(budget).contains("output_config.task_budget"));
+        let mut edits = base();
+        edits["context_management"] = json!({"edit": []});
+        assert!(refused(edits).contains("context_management"));
+        let mut effort = base();
+        effort["output_config"] = json!({"effort": "extreme"});
+        assert!(refused(effort).contains("output_config.effort"));
         let mut bad_choice = base();
         bad_choice["tool_choice"] = json!({"type": "sometimes"});
         assert!(refused(bad_choice).contains("tool_choice"));
+    }
+
+    /// What Claude Code 2.1 sends beside the conversation.
+    #[test]
+    fn claude_codes_request_fields_are_taken() {
+        let mut body = base();
+        body["thinking"] = json!({"type": "adaptive", "display": "omitted"});
+        body["output_config"] =
+            json!({"effort": "xhigh", "format": {"type": "json_schema", "schema": {"type": "object"}}});
+        body["context_management"] = json!({"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]});
+        body["cache_control"] = json!({"type": "ephemeral"});
+        body["tools"] = json!([
+            {"name": "Read", "input_schema": {"type": "object"}},
+            {"name": "DeferredToolPlaceholder", "input_schema": {"type": "object"}, "defer_loading": true}
+        ]);
+        let (chat, _) = ok(body);
+        assert_eq!(chat["reasoning_effort"], "high");
+        assert_eq!(chat["response_format"]["json_schema"]["schema"], json!({"type": "object"}));
+        let names: Vec<&Value> =
+            chat["tools"].as_array().into_iter().flatten().map(|t| &t["function"]["name"]).collect();
+        assert_eq!(names, [&json!("Read")], "a deferred tool is not offered until loaded");
+        assert!(chat.get("cache_control").is_none() && chat.get("context_management").is_none());
     }
 }
