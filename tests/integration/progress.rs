@@ -153,6 +153,19 @@ async fn a_value_other_than_on_or_off_is_a_400_naming_the_header() {
         assert_eq!(err["error"]["param"], "x-mcp-progress", "{path}: {err}");
         assert!(err["error"]["message"].as_str().is_some_and(|m| m.contains("x-mcp-progress")), "{path}: {err}");
     }
+    // Messages accepts the header and ignores it, but a bad value is refused the same, in Anthropic's shape.
+    let body = json!({"model": "m", "max_tokens": 10, "stream": true, "messages": [{"role": "user", "content": "a"}]});
+    let r = client()
+        .post(format!("{}/v1/messages", proxy.url))
+        .header("x-mcp-progress", "1")
+        .json(&body)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status(), 400);
+    let err: Value = r.json().await.unwrap_or_default();
+    assert_eq!((err["type"].as_str(), err["error"]["type"].as_str()), (Some("error"), Some("invalid_request_error")));
+    assert!(err["error"]["message"].as_str().is_some_and(|m| m.contains("x-mcp-progress")), "{err}");
     assert!(mock.requests().is_empty(), "refused before the upstream is asked");
 }
 
