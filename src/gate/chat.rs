@@ -2,6 +2,8 @@
 //! the `x-mcp-*` headers, run the tool loop, and write its answer with the
 //! chat-completions surface, streamed or not.
 
+use std::sync::Arc;
+
 use pingora::proxy::Session;
 use pingora::Result;
 
@@ -9,9 +11,11 @@ use super::drive::{self, Driven};
 use super::respond::{self, Answer};
 use super::{Gate, RequestCtx};
 use crate::error::ProxyError;
+use crate::mcp::Catalog;
 use crate::openai::chat::{parse_request, ChatRequest};
 use crate::settings::ModeSetting;
 use crate::surfaces::chat::{completion, ChatStream};
+use crate::surfaces::progress::Progress;
 use crate::tool_loop::{Job, Outcome};
 use crate::upstream::Caller;
 
@@ -27,22 +31,17 @@ pub struct McpHeaders {
     pub off: bool,
     /// `x-mcp-tool-mode`.
     pub mode: Option<ModeSetting>,
+    /// `x-mcp-progress: on`: a chat stream shows its MCP tool calls as they
+    /// run ([`crate::surfaces::progress`]); other answers are the same either way.
+    pub progress: bool,
 }
 
 pub fn mcp_headers(session: &Session) -> Result<McpHeaders, ProxyError> {
-    let headers = &session.req_header().headers;
-    let off = match headers.get("x-mcp-tools").map(|v| v.to_str().unwrap_or("?").trim()) {
+    let off = match on_or_off(session, "x-mcp-tools", &["auto"])? {
+        Some(on) => !on,
         None => false,
-        Some(v) if v.eq_ignore_ascii_case("on") || v.eq_ignore_ascii_case("auto") => false,
-        Some(v) if v.eq_ignore_ascii_case("off") => true,
-        Some(other) => {
-            return Err(ProxyError::bad_request(
-                format!("x-mcp-tools must be on or off, not {other:?}"),
-                Some("x-mcp-tools"),
-            ))
-        }
     };
-    let mode = match headers.get("x-mcp-tool-mode").map(|v| v.to_str().unwrap_or("?")) {
+    let mode = match session.req_header().headers.get("x-mcp-tool-mode").map(|v| v.to_str().unwrap_or("?")) {
         None => None,
         Some(v) => Some(ModeSetting::parse(v).ok_or_else(|| {
             ProxyError::bad_request(
@@ -51,7 +50,21 @@ pub fn mcp_headers(session: &Session) -> Result<McpHeaders, ProxyError> {
             )
         })?),
     };
-    Ok(McpHeaders { off, mode })
+    let progress = on_or_off(session, "x-mcp-progress", &[])?.unwrap_or(false);
+    Ok(McpHeaders { off, mode, progress })
+}
+
+/// A header that is `on` or `off` (any case; `also_on` are other words for
+/// on), `None` when it is absent, a 400 naming it for anything else.
+fn on_or_off(session: &Session, name: &str, also_on: &[&str]) -> Result<Option<bool>, ProxyError> {
+    let Some(value) = session.req_header().headers.get(name) else {
+        return Ok(None);
+    };
+    match value.to_str().unwrap_or("?").trim() {
+        v if v.eq_ignore_ascii_case("on") || also_on.iter().any(|w| v.eq_ignore_ascii_case(w)) => Ok(Some(true)),
+        v if v.eq_ignore_ascii_case("off") => Ok(Some(false)),
+        other => Err(ProxyError::bad_request(format!("{name} must be on or off, not {other:?}"), Some(name))),
+    }
 }
 
 /// Whether this request goes through the tool loop: tools exist for it and
@@ -72,15 +85,20 @@ pub async fn handle(gate: &Gate, session: &mut Session, ctx: &mut RequestCtx) ->
     };
     let mcp = req.tool_choice.as_ref().and_then(|c| c.as_str()) != Some("none");
     let stream = req.is_stream();
-    let mut encoder = ChatStream::new(req.wants_stream_usage());
+    let mut encoder = Progress::new(ChatStream::new(req.wants_stream_usage()), progress_catalog(gate, ctx, headers));
     let job = Job::new(req, gate.caller(session, ctx), headers.mode, mcp);
     let driven = drive::run(gate, session, ctx, job, stream.then_some(&mut encoder as _)).await?;
     if stream {
-        finish_stream(gate, session, ctx, driven, &mut encoder, None).await?;
+        finish_stream(gate, session, ctx, driven, &mut encoder.inner, None).await?;
     } else {
         finish_json(gate, session, ctx, driven.outcome, completion).await?;
     }
     Ok(true)
+}
+
+/// The catalog a [`Progress`] encoder names servers from, when the client asked for progress.
+pub fn progress_catalog(gate: &Gate, ctx: &RequestCtx, headers: McpHeaders) -> Option<Arc<Catalog>> {
+    headers.progress.then(|| gate.tools_for(ctx).catalog())
 }
 
 /// The end of a non-streamed answer: `body` of the answer, or the error.

@@ -11,7 +11,7 @@
 use pingora::proxy::Session;
 use pingora::Result;
 
-use super::chat::{finish_json, finish_stream, header, mcp_headers, read_body};
+use super::chat::{finish_json, finish_stream, header, mcp_headers, progress_catalog, read_body, McpHeaders};
 use super::drive::{self, Driven};
 use super::respond::{self, Answer};
 use super::{Gate, RequestCtx};
@@ -20,6 +20,7 @@ use crate::metrics::SessionEvent;
 use crate::openai::chat::{ChatRequest, Message};
 use crate::sessions::{context, owner_of, SessionStore};
 use crate::surfaces::chat::ChatStream;
+use crate::surfaces::progress::Progress;
 use crate::surfaces::session::{self as wire, TurnRequest};
 use crate::tool_loop::{Job, Outcome};
 
@@ -47,6 +48,7 @@ pub async fn post(gate: &Gate, session: &mut Session, ctx: &mut RequestCtx) -> R
 /// A turn whose user message is stored and whose session is locked.
 struct Started {
     req: TurnRequest,
+    headers: McpHeaders,
     job: Job,
     id: String,
     turn: u64,
@@ -95,12 +97,12 @@ async fn start_turn(gate: &Gate, session: &mut Session, ctx: &mut RequestCtx) ->
         rest: Default::default(),
     };
     let job = Job::new(request, gate.caller(session, ctx), headers.mode, !headers.off);
-    Ok(Started { req, job, id, turn, store, _lock: lock })
+    Ok(Started { req, headers, job, id, turn, store, _lock: lock })
 }
 
 async fn run_turn(gate: &Gate, session: &mut Session, ctx: &mut RequestCtx, started: Started) -> Result<()> {
-    let Started { req, job, id, turn, store, _lock } = started;
-    let mut encoder = ChatStream::new(false);
+    let Started { req, headers, job, id, turn, store, _lock } = started;
+    let mut encoder = Progress::new(ChatStream::new(false), progress_catalog(gate, ctx, headers));
     let driven = drive::run(gate, session, ctx, job, req.stream.then_some(&mut encoder as _)).await?;
     let Driven { outcome, head_sent } = driven;
     // Stored before the client is told the answer is complete.
@@ -120,10 +122,10 @@ async fn run_turn(gate: &Gate, session: &mut Session, ctx: &mut RequestCtx, star
         (Outcome::Done(answer), _) if req.stream => {
             let event = wire::session_event(&answer, &id);
             let driven = Driven { outcome: Outcome::Done(answer), head_sent };
-            finish_stream(gate, session, ctx, driven, &mut encoder, Some(event)).await
+            finish_stream(gate, session, ctx, driven, &mut encoder.inner, Some(event)).await
         }
         (outcome, _) if req.stream => {
-            finish_stream(gate, session, ctx, Driven { outcome, head_sent }, &mut encoder, None).await
+            finish_stream(gate, session, ctx, Driven { outcome, head_sent }, &mut encoder.inner, None).await
         }
         (outcome, _) => finish_json(gate, session, ctx, outcome, |answer| wire::response(answer, &id)).await,
     }

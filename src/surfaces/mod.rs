@@ -11,10 +11,12 @@
 //! | [`responses`] | `POST /v1/responses`: output items and the Responses event stream, stored responses |
 //! | [`messages`] | `POST /v1/messages`: Anthropic's request in chat terms, the answer as a `message` and Anthropic's stream events |
 //! | [`mcp`] | `/mcp`: the catalog as MCP tools for rmcp's server side, a call's outcome as an MCP result |
+//! | [`progress`] | `x-mcp-progress: on`: a chat stream's MCP tool rounds as named SSE events |
 
 pub mod chat;
 pub mod mcp;
 pub mod messages;
+pub mod progress;
 pub mod responses;
 pub mod session;
 

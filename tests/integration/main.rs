@@ -31,6 +31,7 @@ mod metrics;
 mod models;
 mod openai_sdk;
 mod passthrough;
+mod progress;
 mod real_model;
 mod reload;
 mod responses;

@@ -18,17 +18,24 @@ def main() -> None:
         r = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
         out.update(content=r.choices[0].message.content, finish_reason=r.choices[0].finish_reason,
                    total_tokens=r.usage.total_tokens if r.usage else None)
-    elif case == "stream":
-        pieces, finish, chunks = [], None, 0
-        stream = client.chat.completions.create(model="m", stream=True, messages=[{"role": "user", "content": "hi"}])
+    elif case in ("stream", "stream_progress"):
+        # stream_progress: with x-mcp-progress: on, the SDK yields the proxy's
+        # tool events as chunks too (objects of their own, no choices); the
+        # answer it assembles must be the same.
+        headers = {"x-mcp-progress": "on"} if case == "stream_progress" else None
+        pieces, finish, chunks, progress = [], None, 0, []
+        stream = client.chat.completions.create(model="m", stream=True, messages=[{"role": "user", "content": "hi"}],
+                                                extra_headers=headers)
         for chunk in stream:
             chunks += 1
+            if chunk.object != "chat.completion.chunk":
+                progress.append(chunk.object)
             for choice in chunk.choices:
                 if choice.delta.content:
                     pieces.append(choice.delta.content)
                 if choice.finish_reason:
                     finish = choice.finish_reason
-        out.update(content="".join(pieces), finish_reason=finish, chunks=chunks)
+        out.update(content="".join(pieces), finish_reason=finish, chunks=chunks, progress=progress)
     elif case == "models":
         out.update(ids=[m.id for m in client.models.list()])
     elif case == "rate_limit":
