@@ -59,10 +59,14 @@ fn result(lines: &[Value]) -> Value {
     found.unwrap_or_else(|| panic!("no result line in {lines:?}"))
 }
 
-/// A streamed upstream turn (text, then calls) that ends with its usage:
-/// 10 tokens in, 3 out.
-fn turn(content: &str, calls: &[(&str, &str, Value)]) -> Reply {
-    let mut r = Reply::sse().event(chunk(json!({"role": "assistant", "content": content}), None));
+/// A streamed upstream turn (reasoning, text, then calls) that ends with
+/// its usage: 10 tokens in, 3 out.
+fn turn(reasoning: &str, content: &str, calls: &[(&str, &str, Value)]) -> Reply {
+    let mut r = Reply::sse();
+    if !reasoning.is_empty() {
+        r = r.event(chunk(json!({"role": "assistant", "reasoning_content": reasoning}), None));
+    }
+    r = r.event(chunk(json!({"role": "assistant", "content": content}), None));
     for (i, (id, name, args)) in calls.iter().enumerate() {
         let call = json!({"index": i, "id": id, "type": "function", "function": {"name": name, "arguments": args.to_string()}});
         r = r.event(chunk(json!({"tool_calls": [call]}), None));
@@ -84,9 +88,10 @@ async fn claude_code_runs_mcp_tools_in_the_proxy_and_its_own_tools_itself() {
     let proxy = start_proxy_with_tools(&mock.base_url(), "echo", &[("AUTH_KEYS", "cc-client-key-0001")]);
     let home = Scratch::new();
     let secret = home.write("token.txt", "the token is walnut-7\n");
-    mock.push(turn("", &[("call_1", "echo", json!({"text": "hello from the proxy"}))]));
-    mock.push(turn("Reading.", &[("call_2", "Read", json!({"file_path": secret.as_str()}))]));
-    mock.push(turn("The token is walnut-7.", &[]));
+    mock.push(turn("", "", &[("call_1", "echo", json!({"text": "hello from the proxy"}))]));
+    let read = [("call_2", "Read", json!({"file_path": secret.as_str()}))];
+    mock.push(turn("The file will say.", "Reading.", &read));
+    mock.push(turn("", "The token is walnut-7.", &[]));
 
     let within = Duration::from_secs(120);
     let (lines, ok) = claude(&proxy, "cc-client-key-0001", "What is the token?", &home, within).await;
@@ -134,6 +139,10 @@ async fn claude_code_runs_mcp_tools_in_the_proxy_and_its_own_tools_itself() {
     let read = last["messages"].as_array().into_iter().flatten().find(|m| m["tool_call_id"] == id).cloned();
     let read = read.unwrap_or_else(|| panic!("no answer to {id} in the last request"));
     assert!(read["content"].to_string().contains("walnut-7"), "{read}");
+    // The thinking Claude Code was shown came back with its turn, as reasoning.
+    let asked = last["messages"].as_array().into_iter().flatten().find(|m| m["tool_calls"][0]["id"] == id).cloned();
+    let asked = asked.unwrap_or_else(|| panic!("no assistant turn calling {id} in the last request"));
+    assert_eq!(asked["reasoning_content"], "The file will say.", "{asked}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
