@@ -37,6 +37,7 @@ use crate::openai::models::ModelList;
 use crate::reload::Live;
 use crate::retry;
 use crate::sessions::SessionStore;
+use crate::settings::keys::AllowList;
 use crate::settings::{MetricsSettings, Settings};
 use crate::tool_loop::{ModePolicy, ToolLoop, ToolRunner};
 use crate::upstream::{ChatUpstream, HttpUpstream};
@@ -123,16 +124,20 @@ impl Gate {
     }
 
     /// The tools this request may see and call: the hub, narrowed to the
-    /// client key's allow-list.
+    /// client key's allow-list, then to the request's `x-mcp-allow` (which
+    /// can only take tools away, never add one the key lacks).
     fn tools_for(&self, ctx: &RequestCtx) -> Arc<dyn ToolRunner> {
-        match &ctx.client {
-            Some(key) if key.allow().is_restricted() => Arc::new(AllowedTools {
-                inner: self.hub.clone(),
-                allow: key.allow().clone(),
-                metrics: self.hub.tool_metrics().clone(),
-            }),
-            _ => self.hub.clone(),
+        let narrow = |inner: Arc<dyn ToolRunner>, allow: &AllowList, by| -> Arc<dyn ToolRunner> {
+            Arc::new(AllowedTools { inner, allow: allow.clone(), metrics: self.hub.tool_metrics().clone(), by })
+        };
+        let mut tools: Arc<dyn ToolRunner> = self.hub.clone();
+        if let Some(key) = ctx.client.as_ref().filter(|k| k.allow().is_restricted()) {
+            tools = narrow(tools, key.allow(), "this API key");
         }
+        if let Some(asked) = &ctx.narrowed {
+            tools = narrow(tools, asked, "this request (x-mcp-allow)");
+        }
+        tools
     }
 
     /// The client's `Authorization`, for the upstream: only in
@@ -163,6 +168,23 @@ impl Gate {
     /// leaves (`/mcp` subscriptions) then end, so draining is not held up by them.
     pub fn draining(&self) -> tokio_util::sync::CancellationToken {
         self.draining.clone()
+    }
+
+    /// Reads `x-mcp-allow` into `ctx`; `Ok(true)` when it was refused (and answered).
+    async fn refused_allow_header(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let e = match chat::allow_header(session) {
+            Ok(narrowed) => {
+                ctx.narrowed = narrowed;
+                return Ok(false);
+            }
+            Err(e) => e,
+        };
+        if ctx.route.surface() == Surface::Messages {
+            messages::refuse(self, session, ctx, &e).await?;
+        } else {
+            respond::send(session, ctx, &self.settings, respond::Answer::error(&e)).await?;
+        }
+        Ok(true)
     }
 
     fn fallback_models(&self) -> Bytes {
@@ -208,6 +230,9 @@ impl ProxyHttp for Gate {
                     return Ok(true);
                 }
             }
+        }
+        if self.refused_allow_header(session, ctx).await? {
+            return Ok(true);
         }
         let req = session.req_header();
         let answer = match ctx.route {

@@ -15,6 +15,7 @@ mod cors;
 mod errors;
 mod fuzz_corpus;
 mod http_limits;
+mod mcp_allow;
 mod mcp_catalog;
 mod mcp_cli;
 mod mcp_everything;
