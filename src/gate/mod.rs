@@ -7,6 +7,7 @@
 
 mod chat;
 mod chat_session;
+mod console;
 mod cors;
 mod ctx;
 mod drive;
@@ -67,6 +68,8 @@ pub struct Gate {
     live: Arc<Live>,
     /// Cancelled when shutdown begins: ends what would never finish on its own.
     draining: tokio_util::sync::CancellationToken,
+    /// Whether the upstream answers, for the console (cached).
+    probe: console::Probe,
 }
 
 impl Gate {
@@ -110,7 +113,8 @@ impl Gate {
         let mcp = mcp_serve::service(&settings);
         let in_flight = Arc::new(AtomicUsize::new(0));
         let draining = tokio_util::sync::CancellationToken::new();
-        Self { settings, hub, sessions, chat_upstream, modes, upstream, mcp, in_flight, metrics, live, draining }
+        let probe = console::Probe::default();
+        Self { settings, hub, sessions, chat_upstream, modes, upstream, mcp, in_flight, metrics, live, draining, probe }
     }
 
     /// What a reload replaces (see [`crate::reload`]).
@@ -216,7 +220,7 @@ impl ProxyHttp for Gate {
         let req = session.req_header();
 
         let keys = self.live.keys();
-        if !keys.is_empty() && !matches!(ctx.route, Route::Welcome | Route::Health | Route::Preflight) {
+        if !keys.is_empty() && !matches!(ctx.route, Route::Welcome | Route::Health | Route::Preflight | Route::Ui) {
             match auth::authenticate(&keys, auth::presented_key(&req.headers)) {
                 Some(key) => ctx.client = Some(key.clone()),
                 None if ctx.route == Route::Mcp => return mcp_serve::unauthorized(self, session, ctx).await,
@@ -254,6 +258,9 @@ impl ProxyHttp for Gate {
                 Err(e) => respond::Answer::error(&e),
             },
             Route::Preflight => return respond::preflight(session, ctx, &self.settings).await,
+            Route::Welcome if console::wants_html(session) => return console::redirect(session, ctx, self).await,
+            Route::Ui => return console::serve_asset(session, ctx).await,
+            Route::UiStatus => respond::Answer::json(200, console::status(self, ctx).await),
             Route::Welcome => respond::Answer::json(
                 200,
                 routes::welcome(self.settings.metrics == MetricsSettings::OnMainPort, self.mcp.is_some()),
