@@ -11,6 +11,7 @@ mod binary;
 mod chat_client;
 mod chat_durability;
 mod chat_sessions;
+mod console;
 mod cors;
 mod errors;
 mod fuzz_corpus;
