@@ -57,15 +57,31 @@ async function poll() {
     if (text !== state.statusText) {
       state.statusText = text;
       state.status = JSON.parse(text);
-      renderStatus(state.status);
-      renderToolChoices(state.status);
+      keepingFocus(() => {
+        renderStatus(state.status);
+        renderToolChoices(state.status);
+      });
     }
     if (!state.modelsLoaded) loadModels();
   } catch (e) {
-    $("summary").textContent = "The proxy does not answer (" + e.message + "); retrying…";
+    setText($("summary"), "The proxy does not answer (" + e.message + "); retrying…");
     $("summary").dataset.reachable = "no";
   }
   setTimeout(poll, POLL_MS);
+}
+
+// Re-rendering replaces the nodes: give the focus back to the one that
+// replaced the focused node (same id), so a keyboard user is not thrown out.
+function keepingFocus(render) {
+  const id = document.activeElement && document.activeElement.id;
+  render();
+  const again = id && document.getElementById(id);
+  if (again && again !== document.activeElement) again.focus();
+}
+
+function setText(node, text) {
+  // An unchanged live region is not written again, so it is not read out again.
+  if (node.textContent !== text) node.textContent = text;
 }
 
 function askForKey(why) {
@@ -93,11 +109,11 @@ function renderStatus(s) {
   const tools = s.servers.reduce((n, x) => n + x.tools.length, 0);
   const summary = $("summary");
   summary.dataset.reachable = "yes";
-  summary.textContent =
+  setText(summary,
     s.servers.length + " MCP server" + (s.servers.length === 1 ? "" : "s") + ", " +
     tools + " tool" + (tools === 1 ? "" : "s") +
     (down.length ? "; down: " + down.map((x) => x.name).join(", ") : "; all connected") +
-    ". Upstream " + (s.upstream.reachable ? "answers." : "does not answer.");
+    ". Upstream " + (s.upstream.reachable ? "answers." : "does not answer."));
 
   $("upstream").replaceChildren(
     el("h3", { text: "Upstream" }),
@@ -141,7 +157,7 @@ function serverCard(srv) {
 function toolItem(server, t) {
   const id = server + "/" + t.name;
   const details = el("details", { class: "tool", "data-tool": t.name, open: state.open.has(id) },
-    el("summary", {}, el("code", { text: t.name }),
+    el("summary", { id: "tool-summary-" + id }, el("code", { text: t.name }),
       t.original !== t.name ? el("span", { class: "muted", text: " (" + t.original + " on the server)" }) : null),
     el("p", { class: "description", text: t.description || "(no description)" }),
     el("pre", { class: "schema", tabindex: "0", "aria-label": "Input schema of " + t.name, text: JSON.stringify(t.input_schema, null, 2) }));

@@ -94,6 +94,7 @@ async fn the_console_shows_the_servers_a_server_down_and_back_and_a_tool_round()
     assert!(seen["downAfterMs"].as_u64().is_some_and(|ms| ms < 5000), "down shown within seconds: {seen}");
     assert!(seen["downText"].as_str().is_some_and(|t| t.contains("reconnecting")), "{seen}");
     assert_eq!(seen["restarts"], "1", "{seen}");
+    assert_eq!(seen["focusedAfter"], "tool-summary-steady/add", "the focus survives a refresh");
 
     assert_eq!(seen["models"], json!(["mock-model"]));
     let call = seen["callText"].as_str().unwrap_or_default();

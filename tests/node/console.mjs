@@ -103,6 +103,8 @@ async function fullFlow(page) {
   fs.rmSync(env.CONSOLE_FLAG);
   await waitState(page, "flaky", "connected", 15000);
   result.restarts = await page.locator('[data-server="flaky"] .restarts').innerText();
+  // The status was drawn again meanwhile; the keyboard focus stayed on the tool it was on.
+  result.focusedAfter = await page.evaluate(() => document.activeElement && document.activeElement.id);
 
   // Playground: leave "big" off, ask by keyboard (Ctrl+Enter), watch the round.
   await page.locator('#tool-choices input[data-key="steady__big"]').uncheck();
