@@ -15,7 +15,7 @@ use pingora::proxy::Session;
 use pingora::Result;
 use serde_json::{json, Value};
 
-use super::{cors, Gate, RequestCtx, REQUEST_ID};
+use super::{cors, respond, Gate, RequestCtx, REQUEST_ID};
 use crate::mcp::Catalog;
 
 /// How long one answer of the upstream probe is reused, so a console polling
@@ -73,10 +73,13 @@ pub async fn redirect(session: &mut Session, ctx: &mut RequestCtx, gate: &Gate) 
 }
 
 /// One of the console's files, or 304 when the client's copy is current.
-pub async fn serve_asset(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+pub async fn serve_asset(session: &mut Session, ctx: &mut RequestCtx, gate: &Gate) -> Result<bool> {
     let Some(file) = asset(session.req_header().uri.path()) else {
-        // Route::classify sends only the paths above here.
-        return Ok(false);
+        // Route::classify sends only the paths above here; never proxy one that is not.
+        let req = session.req_header();
+        let err = super::routes::route_error(super::Route::NotFound, &req.method, req.uri.path());
+        respond::send(session, ctx, &gate.settings, respond::Answer::error(&err)).await?;
+        return Ok(true);
     };
     let tag = etag(file.body);
     let current = session.req_header().headers.get("if-none-match").is_some_and(|v| v.as_bytes() == tag.as_bytes());
@@ -108,8 +111,8 @@ fn head(status: u16, request_id: &str) -> Result<ResponseHeader> {
     Ok(resp)
 }
 
-/// The body of `/ui/status`: every server with its state and the tools of it
-/// that `catalog` (the request's view) holds, and the upstream.
+/// The body of `/ui/status`: every server with its state and those of its
+/// tools this request may see, and the upstream.
 pub async fn status(gate: &Gate, ctx: &RequestCtx) -> Value {
     let catalog = gate.tools_for(ctx).catalog();
     let servers: Vec<Value> = gate

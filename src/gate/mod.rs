@@ -259,7 +259,7 @@ impl ProxyHttp for Gate {
             },
             Route::Preflight => return respond::preflight(session, ctx, &self.settings).await,
             Route::Welcome if console::wants_html(session) => return console::redirect(session, ctx, self).await,
-            Route::Ui => return console::serve_asset(session, ctx).await,
+            Route::Ui => return console::serve_asset(session, ctx, self).await,
             Route::UiStatus => respond::Answer::json(200, console::status(self, ctx).await),
             Route::Welcome => respond::Answer::json(
                 200,
