@@ -58,6 +58,8 @@ pub struct AllowedTools {
     pub allow: AllowList,
     /// Where a refused call is counted (the hub's, so `/metrics` shows it).
     pub metrics: ToolMetrics,
+    /// Who narrowed the tools, as the model reads it in a refusal: "this API key", "this request".
+    pub by: &'static str,
 }
 
 impl AllowedTools {
@@ -78,7 +80,7 @@ impl ToolRunner for AllowedTools {
             Some(t) if self.allow.permits(&t.server, &t.original) => self.inner.call(name, arguments).await,
             Some(t) => {
                 self.metrics.record(&t.server, &t.name, CallOutcome::Refused, Duration::ZERO);
-                ToolOutput::error(format!("tool {name:?} is not allowed for this API key"))
+                ToolOutput::error(format!("tool {name:?} is not allowed for {}", self.by))
             }
             // Unknown: the model hears which tools it may use, never the rest of the catalog.
             None => {

@@ -9,7 +9,7 @@
 //! | [`auth`] | which client key a request presents, and the tools as one key may see and call them |
 //! | [`error`] | the proxy's error enum, its HTTP status, the OpenAI error body and SSE error event |
 //! | [`openai`] | OpenAI wire types (unknown fields kept), streamed tool-call assembly |
-//! | [`gate`] | pingora `ProxyHttp`: routing, auth, CORS, limits, request ids, access log, transparent proxying; runs the tool loop for a connection |
+//! | [`gate`] | pingora `ProxyHttp`: routing, auth, CORS, limits, request ids, access log, transparent proxying, the web console (`/ui`); runs the tool loop for a connection |
 //! | [`front`] | the client connection under the gate: request-head deadline, keep-alive idle timeout |
 //! | [`server`] | the pingora server around the gate: listen, run, signals, graceful shutdown |
 //! | [`sse`] | incremental server-sent-events decoder, bounded |

@@ -13,6 +13,7 @@ use super::{Gate, RequestCtx};
 use crate::error::ProxyError;
 use crate::mcp::Catalog;
 use crate::openai::chat::{parse_request, ChatRequest};
+use crate::settings::keys::AllowList;
 use crate::settings::ModeSetting;
 use crate::surfaces::chat::{completion, ChatStream};
 use crate::surfaces::progress::Progress;
@@ -52,6 +53,39 @@ pub fn mcp_headers(session: &Session) -> Result<McpHeaders, ProxyError> {
     };
     let progress = on_or_off(session, "x-mcp-progress", &[])?.unwrap_or(false);
     Ok(McpHeaders { off, mode, progress })
+}
+
+/// `x-mcp-allow: files, search__query, db__read_*`: this request is offered
+/// only these of its tools, in the allow-list's terms (a server's name, a
+/// tool as `server__tool` with its name on the server, a prefix ending in
+/// `*`). It narrows what the key may see and never widens it. `None` when
+/// absent; a 400 naming the header for an empty list or an entry that can
+/// be no such name (`x-mcp-tools: off` is the way to offer none).
+pub fn allow_header(session: &Session) -> Result<Option<AllowList>, ProxyError> {
+    const NAME: &str = "x-mcp-allow";
+    let Some(value) = session.req_header().headers.get(NAME) else {
+        return Ok(None);
+    };
+    parse_allow(value.to_str().unwrap_or("\u{fffd}"))
+        .map(Some)
+        .map_err(|why| ProxyError::bad_request(format!("{NAME}: {why}"), Some(NAME)))
+}
+
+fn parse_allow(value: &str) -> Result<AllowList, String> {
+    let entries: Vec<&str> = value.split(',').map(str::trim).collect();
+    if entries.iter().all(|e| e.is_empty()) {
+        return Err("the list is empty (to offer no MCP tools, send x-mcp-tools: off)".into());
+    }
+    let name_char = |c: char| c.is_ascii_alphanumeric() || "_-.:".contains(c);
+    let mut patterns = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let stem = entry.strip_suffix('*').unwrap_or(entry);
+        if (entry.is_empty() || !stem.chars().all(name_char)) && entry != "*" {
+            return Err(format!("{entry:?} is not a server name, server__tool or prefix*, separated by commas"));
+        }
+        patterns.push(entry.to_string());
+    }
+    Ok(AllowList::only(patterns))
 }
 
 /// A header that is `on` or `off` (any case; `also_on` are other words for
@@ -175,5 +209,28 @@ impl Gate {
     /// Who the upstream call is made for (see [`Caller`]).
     pub(super) fn caller(&self, session: &Session, ctx: &RequestCtx) -> Caller {
         Caller { authorization: self.forwardable_authorization(session), request_id: ctx.request_id.clone() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_allow_header_takes_the_allow_lists_patterns() {
+        let allow = parse_allow(" test, other__add ,db__read_*").unwrap_or_else(|e| panic!("{e}"));
+        assert!(allow.permits("test", "echo"));
+        assert!(allow.permits("other", "add") && !allow.permits("other", "sub"));
+        assert!(allow.permits("db", "read_rows") && !allow.permits("db", "write"));
+        assert!(parse_allow("*").is_ok_and(|a| a.permits("any", "thing")));
+    }
+
+    #[test]
+    fn the_allow_header_refuses_what_can_name_nothing() {
+        for bad in ["", " , ", "test,,echo", "te st", "a/b", "x*y", "**"] {
+            let e = parse_allow(bad).err().unwrap_or_else(|| panic!("{bad:?} was accepted"));
+            assert!(!e.is_empty(), "{bad:?}");
+        }
+        assert!(parse_allow("").is_err_and(|e| e.contains("x-mcp-tools: off")));
     }
 }

@@ -8,7 +8,7 @@ use http::HeaderValue;
 
 use super::Route;
 use crate::metrics::{Handled, Held};
-use crate::settings::keys::ClientKey;
+use crate::settings::keys::{AllowList, ClientKey};
 
 /// Per-request state, created by pingora for every request.
 pub struct RequestCtx {
@@ -26,6 +26,8 @@ pub struct RequestCtx {
     pub(super) session_id: Option<String>,
     /// The client key the request presented (when keys are configured).
     pub(super) client: Option<ClientKey>,
+    /// `x-mcp-allow`: the request offers only these of the key's tools.
+    pub(super) narrowed: Option<AllowList>,
     /// Transparent path: attempts at the upstream so far.
     pub(super) upstream_tries: u32,
     /// Transparent path: a failed attempt will be repeated after this wait.
@@ -80,6 +82,7 @@ impl RequestCtx {
             local_status: None,
             session_id: None,
             client: None,
+            narrowed: None,
             upstream_tries: 0,
             retry_wait: None,
             head_try: 0,

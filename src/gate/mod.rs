@@ -7,6 +7,7 @@
 
 mod chat;
 mod chat_session;
+mod console;
 mod cors;
 mod ctx;
 mod drive;
@@ -37,6 +38,7 @@ use crate::openai::models::ModelList;
 use crate::reload::Live;
 use crate::retry;
 use crate::sessions::SessionStore;
+use crate::settings::keys::AllowList;
 use crate::settings::{MetricsSettings, Settings};
 use crate::tool_loop::{ModePolicy, ToolLoop, ToolRunner};
 use crate::upstream::{ChatUpstream, HttpUpstream};
@@ -66,6 +68,8 @@ pub struct Gate {
     live: Arc<Live>,
     /// Cancelled when shutdown begins: ends what would never finish on its own.
     draining: tokio_util::sync::CancellationToken,
+    /// Whether the upstream answers, for the console (cached).
+    probe: console::Probe,
 }
 
 impl Gate {
@@ -109,7 +113,8 @@ impl Gate {
         let mcp = mcp_serve::service(&settings);
         let in_flight = Arc::new(AtomicUsize::new(0));
         let draining = tokio_util::sync::CancellationToken::new();
-        Self { settings, hub, sessions, chat_upstream, modes, upstream, mcp, in_flight, metrics, live, draining }
+        let probe = console::Probe::default();
+        Self { settings, hub, sessions, chat_upstream, modes, upstream, mcp, in_flight, metrics, live, draining, probe }
     }
 
     /// What a reload replaces (see [`crate::reload`]).
@@ -123,16 +128,20 @@ impl Gate {
     }
 
     /// The tools this request may see and call: the hub, narrowed to the
-    /// client key's allow-list.
+    /// client key's allow-list, then to the request's `x-mcp-allow` (which
+    /// can only take tools away, never add one the key lacks).
     fn tools_for(&self, ctx: &RequestCtx) -> Arc<dyn ToolRunner> {
-        match &ctx.client {
-            Some(key) if key.allow().is_restricted() => Arc::new(AllowedTools {
-                inner: self.hub.clone(),
-                allow: key.allow().clone(),
-                metrics: self.hub.tool_metrics().clone(),
-            }),
-            _ => self.hub.clone(),
+        let narrow = |inner: Arc<dyn ToolRunner>, allow: &AllowList, by| -> Arc<dyn ToolRunner> {
+            Arc::new(AllowedTools { inner, allow: allow.clone(), metrics: self.hub.tool_metrics().clone(), by })
+        };
+        let mut tools: Arc<dyn ToolRunner> = self.hub.clone();
+        if let Some(key) = ctx.client.as_ref().filter(|k| k.allow().is_restricted()) {
+            tools = narrow(tools, key.allow(), "this API key");
         }
+        if let Some(asked) = &ctx.narrowed {
+            tools = narrow(tools, asked, "this request (x-mcp-allow)");
+        }
+        tools
     }
 
     /// The client's `Authorization`, for the upstream: only in
@@ -165,6 +174,23 @@ impl Gate {
         self.draining.clone()
     }
 
+    /// Reads `x-mcp-allow` into `ctx`; `Ok(true)` when it was refused (and answered).
+    async fn refused_allow_header(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let e = match chat::allow_header(session) {
+            Ok(narrowed) => {
+                ctx.narrowed = narrowed;
+                return Ok(false);
+            }
+            Err(e) => e,
+        };
+        if ctx.route.surface() == Surface::Messages {
+            messages::refuse(self, session, ctx, &e).await?;
+        } else {
+            respond::send(session, ctx, &self.settings, respond::Answer::error(&e)).await?;
+        }
+        Ok(true)
+    }
+
     fn fallback_models(&self) -> Bytes {
         ModelList::fallback(&self.settings.default_model).to_bytes()
     }
@@ -194,7 +220,7 @@ impl ProxyHttp for Gate {
         let req = session.req_header();
 
         let keys = self.live.keys();
-        if !keys.is_empty() && !matches!(ctx.route, Route::Welcome | Route::Health | Route::Preflight) {
+        if !keys.is_empty() && !matches!(ctx.route, Route::Welcome | Route::Health | Route::Preflight | Route::Ui) {
             match auth::authenticate(&keys, auth::presented_key(&req.headers)) {
                 Some(key) => ctx.client = Some(key.clone()),
                 None if ctx.route == Route::Mcp => return mcp_serve::unauthorized(self, session, ctx).await,
@@ -208,6 +234,9 @@ impl ProxyHttp for Gate {
                     return Ok(true);
                 }
             }
+        }
+        if self.refused_allow_header(session, ctx).await? {
+            return Ok(true);
         }
         let req = session.req_header();
         let answer = match ctx.route {
@@ -229,6 +258,9 @@ impl ProxyHttp for Gate {
                 Err(e) => respond::Answer::error(&e),
             },
             Route::Preflight => return respond::preflight(session, ctx, &self.settings).await,
+            Route::Welcome if console::wants_html(session) => return console::redirect(session, ctx, self).await,
+            Route::Ui => return console::serve_asset(session, ctx, self).await,
+            Route::UiStatus => respond::Answer::json(200, console::status(self, ctx).await),
             Route::Welcome => respond::Answer::json(
                 200,
                 routes::welcome(self.settings.metrics == MetricsSettings::OnMainPort, self.mcp.is_some()),

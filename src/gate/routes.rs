@@ -39,6 +39,10 @@ pub enum Route {
     Mcp,
     /// `GET /metrics`: Prometheus metrics (when served on the main listener).
     Metrics,
+    /// `GET /ui` and its assets: the web console's static files (no key needed).
+    Ui,
+    /// `GET /ui/status`: what the console shows of the MCP servers and the upstream.
+    UiStatus,
     /// A path the proxy does not serve.
     NotFound,
     /// A local route with the wrong method.
@@ -55,7 +59,11 @@ impl Route {
             "/" if get => Route::Welcome,
             "/healthz" if get => Route::Health,
             "/metrics" if get => Route::Metrics,
-            "/" | "/healthz" | "/metrics" => Route::MethodNotAllowed,
+            "/ui" | "/ui/" | "/ui/app.js" | "/ui/style.css" if get => Route::Ui,
+            "/ui/status" if get => Route::UiStatus,
+            "/" | "/healthz" | "/metrics" | "/ui" | "/ui/" | "/ui/app.js" | "/ui/style.css" | "/ui/status" => {
+                Route::MethodNotAllowed
+            }
             "/chat" if method == Method::POST => Route::Chat,
             "/chat" => Route::MethodNotAllowed,
             "/mcp" if matches!(*method, Method::POST | Method::GET | Method::DELETE) => Route::Mcp,
@@ -94,6 +102,8 @@ impl Route {
             Route::ChatHistory => "chat_history",
             Route::Metrics => "metrics",
             Route::Mcp => "mcp",
+            Route::Ui => "ui",
+            Route::UiStatus => "ui_status",
             Route::NotFound => "not_found",
             Route::MethodNotAllowed => "method_not_allowed",
         }
@@ -113,6 +123,8 @@ impl Route {
             | Route::Models
             | Route::Proxy
             | Route::Metrics
+            | Route::Ui
+            | Route::UiStatus
             | Route::NotFound
             | Route::MethodNotAllowed => Surface::None,
         }
@@ -153,7 +165,7 @@ pub fn request_id(given: Option<&HeaderValue>) -> String {
 /// `metrics_here`: `/metrics` is on this port; `mcp`: `/mcp` is served (`mcp_server.enabled`).
 pub fn welcome(metrics_here: bool, mcp: bool) -> Value {
     let mut endpoints =
-        vec!["/v1/chat/completions", "/v1/responses", "/v1/messages", "/v1/models", "/chat", "/healthz"];
+        vec!["/v1/chat/completions", "/v1/responses", "/v1/messages", "/v1/models", "/chat", "/healthz", "/ui"];
     if metrics_here {
         endpoints.push("/metrics");
     }
@@ -216,6 +228,11 @@ mod tests {
         assert_eq!(Route::classify(&Method::DELETE, "/mcp"), Route::Mcp);
         assert_eq!(Route::classify(&Method::PUT, "/mcp"), Route::MethodNotAllowed);
         assert_eq!(Route::classify(&Method::POST, "/mcp/x"), Route::NotFound);
+        assert_eq!(Route::classify(&Method::GET, "/ui"), Route::Ui);
+        assert_eq!(Route::classify(&Method::HEAD, "/ui/app.js"), Route::Ui);
+        assert_eq!(Route::classify(&Method::GET, "/ui/status"), Route::UiStatus);
+        assert_eq!(Route::classify(&Method::POST, "/ui/status"), Route::MethodNotAllowed);
+        assert_eq!(Route::classify(&Method::GET, "/ui/secret.txt"), Route::NotFound);
     }
 
     #[test]

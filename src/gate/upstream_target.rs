@@ -57,7 +57,7 @@ impl UpstreamTarget {
         Ok(Box::new(peer))
     }
 
-    async fn address(&self) -> Result<SocketAddr> {
+    pub(super) async fn address(&self) -> Result<SocketAddr> {
         if let Ok(guard) = self.resolved.lock() {
             if let Some((at, addr)) = *guard {
                 if at.elapsed() < DNS_TTL {

@@ -52,6 +52,11 @@ impl AllowList {
         Self(None)
     }
 
+    /// Only the tools `patterns` name (server names, `server__tool`, `prefix*`).
+    pub fn only(patterns: Vec<String>) -> Self {
+        Self(Some(patterns))
+    }
+
     pub fn is_restricted(&self) -> bool {
         self.0.is_some()
     }

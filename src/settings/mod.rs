@@ -121,6 +121,13 @@ impl UpstreamUrl {
         Ok(Self { tls, host, port, path_prefix })
     }
 
+    /// `host:port`, the port always given (`[v6]:port` for an IPv6 address):
+    /// where the upstream is, with nothing of its path or key.
+    pub fn address(&self) -> String {
+        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
+        format!("{host}:{}", self.port)
+    }
+
     /// The `Host` header value for requests to this upstream.
     pub fn host_header(&self) -> String {
         let default_port = if self.tls { 443 } else { 80 };
